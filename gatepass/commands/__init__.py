@@ -1,0 +1,1 @@
+"""One module per ``gatepass`` subcommand; see :mod:`gatepass.cli`."""

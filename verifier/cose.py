@@ -1,0 +1,209 @@
+"""COSE_Sign1 (RFC 9052) parsing, signing and signature verification.
+
+Only the pieces gatepass needs: a single signer, no external AAD, algorithms
+ES256, EdDSA (Ed25519) and PS256 (for EU DCC signers). ``parse_sign1`` never
+trusts anything: it returns an :class:`UnverifiedSign1` whose fields must not be
+acted on until :func:`verify_signature` has returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import cbor2
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+
+# COSE header labels and algorithm ids (IANA COSE registry).
+HDR_ALG = 1
+HDR_CONTENT_TYPE = 3
+HDR_KID = 4
+ALG_ES256 = -7
+ALG_EDDSA = -8
+ALG_PS256 = -37
+ALG_NAMES = {ALG_ES256: "ES256", ALG_EDDSA: "EdDSA", ALG_PS256: "PS256"}
+ALG_IDS = {v: k for k, v in ALG_NAMES.items()}
+TAG_SIGN1 = 18
+TAG_CWT = 61
+
+PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
+PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
+
+
+class CoseError(ValueError):
+    """The bytes are not a well-formed COSE_Sign1 structure."""
+
+
+class CoseAlgorithmError(CoseError):
+    """Missing, unknown or disallowed algorithm, or a key that does not fit it."""
+
+
+class CoseSignatureError(ValueError):
+    """The signature does not verify."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnverifiedSign1:
+    """A parsed but NOT verified COSE_Sign1. Act on nothing here before verifying."""
+
+    protected_raw: bytes
+    protected: Mapping[Any, Any]
+    unprotected: Mapping[Any, Any]
+    payload: bytes
+    signature: bytes
+
+    @property
+    def alg(self) -> int | None:
+        alg = self.protected.get(HDR_ALG)
+        return alg if isinstance(alg, int) else None
+
+    @property
+    def kid(self) -> bytes | None:
+        """``kid`` from the protected header, else the unprotected one (EU DCC allows both)."""
+        kid = self.protected.get(HDR_KID, self.unprotected.get(HDR_KID))
+        return kid if isinstance(kid, bytes) else None
+
+    def to_be_signed(self) -> bytes:
+        return sig_structure(self.protected_raw, self.payload)
+
+
+def _bstr_head(n: int) -> bytes:
+    if n < 24:
+        return bytes((0x40 | n,))
+    if n < 0x100:
+        return bytes((0x58, n))
+    if n < 0x10000:
+        return b"\x59" + n.to_bytes(2, "big")
+    return b"\x5a" + n.to_bytes(4, "big")
+
+
+_SIG1_PREFIX = b"\x84\x6aSignature1"
+
+
+def sig_structure(protected_raw: bytes, payload: bytes, external_aad: bytes = b"") -> bytes:
+    """``Sig_structure`` for COSE_Sign1, encoded by hand (hot path: no CBOR encoder call)."""
+    return b"".join(
+        (
+            _SIG1_PREFIX,
+            _bstr_head(len(protected_raw)),
+            protected_raw,
+            _bstr_head(len(external_aad)),
+            external_aad,
+            _bstr_head(len(payload)),
+            payload,
+        )
+    )
+
+
+def parse_sign1(data: bytes, *, decoded: Any = None) -> UnverifiedSign1:
+    """Parse COSE_Sign1 bytes (tagged 18, optionally inside CWT tag 61, or untagged).
+
+    ``decoded`` may carry an already-decoded CBOR object to avoid decoding twice.
+    """
+    obj = cbor2.loads(data) if decoded is None else decoded
+    if isinstance(obj, cbor2.CBORTag) and obj.tag == TAG_CWT:
+        obj = obj.value
+    if isinstance(obj, cbor2.CBORTag):
+        if obj.tag != TAG_SIGN1:
+            raise CoseError(f"CBOR tag {obj.tag} is not COSE_Sign1 (18)")
+        obj = obj.value
+    if not isinstance(obj, (list, tuple)) or len(obj) != 4:
+        raise CoseError("COSE_Sign1 must be an array of 4 items")
+    protected_raw, unprotected, payload, signature = obj
+    if not isinstance(protected_raw, bytes):
+        raise CoseError("protected header must be a byte string")
+    if not isinstance(unprotected, Mapping):
+        raise CoseError("unprotected header must be a map")
+    if not isinstance(payload, bytes):
+        raise CoseError("payload must be a byte string (detached payloads are not supported)")
+    if not isinstance(signature, bytes):
+        raise CoseError("signature must be a byte string")
+    if protected_raw:
+        protected = cbor2.loads(protected_raw)
+        if not isinstance(protected, Mapping):
+            raise CoseError("protected header must encode a map")
+    else:
+        protected = {}
+    return UnverifiedSign1(protected_raw, protected, unprotected, payload, signature)
+
+
+def key_fits(alg: int, key: PublicKey) -> bool:
+    """True when ``key`` may verify signatures made with ``alg`` (no algorithm confusion)."""
+    if alg == ALG_ES256:
+        return isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)
+    if alg == ALG_EDDSA:
+        return isinstance(key, ed25519.Ed25519PublicKey)
+    if alg == ALG_PS256:
+        return isinstance(key, rsa.RSAPublicKey) and key.key_size >= 2048
+    return False
+
+
+def verify_signature(alg: int, key: PublicKey, signature: bytes, message: bytes) -> None:
+    """Return nothing when ``signature`` over ``message`` verifies, else raise.
+
+    Raises :class:`CoseAlgorithmError` when ``key`` cannot be used with ``alg`` and
+    :class:`CoseSignatureError` when the signature is wrong.
+    """
+    if not key_fits(alg, key):
+        raise CoseAlgorithmError(f"key does not fit algorithm {ALG_NAMES.get(alg, alg)}")
+    try:
+        if alg == ALG_ES256:
+            if len(signature) != 64:
+                raise CoseSignatureError("ES256 signature must be 64 bytes")
+            der = encode_dss_signature(
+                int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+            )
+            key.verify(der, message, ec.ECDSA(hashes.SHA256()))  # type: ignore[call-arg,union-attr]
+        elif alg == ALG_EDDSA:
+            key.verify(signature, message)  # type: ignore[call-arg,union-attr]
+        elif alg == ALG_PS256:
+            key.verify(  # type: ignore[call-arg,union-attr]
+                signature,
+                message,
+                padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
+                hashes.SHA256(),
+            )
+    except InvalidSignature:
+        raise CoseSignatureError("signature does not verify") from None
+
+
+def sign(alg: int, key: PrivateKey, message: bytes) -> bytes:
+    """Sign ``message`` and return the COSE signature bytes (raw r||s for ES256)."""
+    if alg == ALG_ES256 and isinstance(key, ec.EllipticCurvePrivateKey):
+        r, s = decode_dss_signature(key.sign(message, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    if alg == ALG_EDDSA and isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.sign(message)
+    if alg == ALG_PS256 and isinstance(key, rsa.RSAPrivateKey):
+        return key.sign(
+            message,
+            padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
+            hashes.SHA256(),
+        )
+    raise CoseAlgorithmError(f"key does not fit algorithm {ALG_NAMES.get(alg, alg)}")
+
+
+def encode_sign1(
+    payload: bytes,
+    key: PrivateKey,
+    alg: int,
+    kid: bytes,
+    *,
+    extra_protected: dict[int, Any] | None = None,
+    tagged: bool = True,
+) -> bytes:
+    """Build and sign a COSE_Sign1 with ``alg`` and ``kid`` in the protected header."""
+    header: dict[int, Any] = {HDR_ALG: alg, HDR_KID: kid}
+    if extra_protected:
+        header.update(extra_protected)
+    protected_raw = cbor2.dumps(header, canonical=True)
+    signature = sign(alg, key, sig_structure(protected_raw, payload))
+    body = [protected_raw, {}, payload, signature]
+    return cbor2.dumps(cbor2.CBORTag(TAG_SIGN1, body) if tagged else body)

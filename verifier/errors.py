@@ -1,0 +1,62 @@
+"""Exceptions raised by :mod:`verifier`.
+
+Tree::
+
+    GatepassError
+    └── VerifierError
+        ├── PermitRefused (ValueError)      carries a Reason code; what verify_at raises
+        ├── DocumentRefused (ValueError)    a signed trust list / revocation list / beacon refused
+        └── KeyError_ (ValueError)          a key file or key parameter is unusable
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class GatepassError(Exception):
+    """Root of every error gatepass raises on purpose."""
+
+
+class VerifierError(GatepassError):
+    """Root of the errors raised by :mod:`verifier`."""
+
+
+class Reason(StrEnum):
+    """Why a permit (or signed document) is refused. Stable wire values: never renumber."""
+
+    TOO_LARGE = "too_large"
+    MALFORMED = "malformed"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    BAD_ENCODING = "bad_encoding"
+    DECOMPRESSION_LIMIT = "decompression_limit"
+    BAD_COSE = "bad_cose"
+    BAD_ALGORITHM = "bad_algorithm"
+    UNKNOWN_KEY = "unknown_key"
+    BAD_SIGNATURE = "bad_signature"
+    KEY_OUT_OF_SCOPE = "key_out_of_scope"
+    KEY_NOT_VALID = "key_not_valid"
+    BAD_CLAIMS = "bad_claims"
+    ISSUED_IN_FUTURE = "issued_in_future"
+    NOT_YET_VALID = "not_yet_valid"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    ROLLBACK = "rollback"
+
+
+class PermitRefused(VerifierError, ValueError):
+    """A permit failed verification; ``reason`` says why, ``detail`` says more for logs."""
+
+    def __init__(self, reason: Reason, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
+
+
+class DocumentRefused(VerifierError, ValueError):
+    """A signed document (trust list, revocation list, time beacon...) was refused."""
+
+    def __init__(self, reason: Reason, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
