@@ -19,7 +19,9 @@ from typing import Any, Final
 
 EVENT_VERSION: Final = 1
 
-KINDS: Final = frozenset({"scan", "override", "inspect", "trip_open", "trip_close", "time_override"})
+KINDS: Final = frozenset(
+    {"scan", "override", "inspect", "trip_open", "trip_close", "time_override"}
+)
 VERDICTS: Final = frozenset({"admit", "deny", "inspect", "untrusted_time", "none"})
 MODES: Final = frozenset({"entrance", "boarding", "counter"})
 TIME_CONFIDENCE: Final = frozenset({"synced", "beacon", "monotonic", "untrusted", "override"})

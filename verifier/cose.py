@@ -8,6 +8,7 @@ acted on until :func:`verify_signature` has returned.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
+
+from verifier.errors import VerifierError
 
 # COSE header labels and algorithm ids (IANA COSE registry).
 HDR_ALG = 1
@@ -37,7 +40,7 @@ PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublic
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
 
 
-class CoseError(ValueError):
+class CoseError(VerifierError, ValueError):
     """The bytes are not a well-formed COSE_Sign1 structure."""
 
 
@@ -45,7 +48,7 @@ class CoseAlgorithmError(CoseError):
     """Missing, unknown or disallowed algorithm, or a key that does not fit it."""
 
 
-class CoseSignatureError(ValueError):
+class CoseSignatureError(VerifierError, ValueError):
     """The signature does not verify."""
 
 
@@ -107,7 +110,10 @@ def parse_sign1(data: bytes, *, decoded: Any = None) -> UnverifiedSign1:
 
     ``decoded`` may carry an already-decoded CBOR object to avoid decoding twice.
     """
-    obj = cbor2.loads(data) if decoded is None else decoded
+    try:
+        obj = loads_strict(data) if decoded is None else decoded
+    except ValueError as exc:
+        raise CoseError(str(exc)) from None
     if isinstance(obj, cbor2.CBORTag) and obj.tag == TAG_CWT:
         obj = obj.value
     if isinstance(obj, cbor2.CBORTag):
@@ -126,7 +132,10 @@ def parse_sign1(data: bytes, *, decoded: Any = None) -> UnverifiedSign1:
     if not isinstance(signature, bytes):
         raise CoseError("signature must be a byte string")
     if protected_raw:
-        protected = cbor2.loads(protected_raw)
+        try:
+            protected = loads_strict(protected_raw)
+        except ValueError as exc:
+            raise CoseError(f"protected header: {exc}") from None
         if not isinstance(protected, Mapping):
             raise CoseError("protected header must encode a map")
     else:
@@ -154,17 +163,17 @@ def verify_signature(alg: int, key: PublicKey, signature: bytes, message: bytes)
     if not key_fits(alg, key):
         raise CoseAlgorithmError(f"key does not fit algorithm {ALG_NAMES.get(alg, alg)}")
     try:
-        if alg == ALG_ES256:
+        if alg == ALG_ES256 and isinstance(key, ec.EllipticCurvePublicKey):
             if len(signature) != 64:
                 raise CoseSignatureError("ES256 signature must be 64 bytes")
             der = encode_dss_signature(
                 int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
             )
-            key.verify(der, message, ec.ECDSA(hashes.SHA256()))  # type: ignore[call-arg,union-attr]
-        elif alg == ALG_EDDSA:
-            key.verify(signature, message)  # type: ignore[call-arg,union-attr]
-        elif alg == ALG_PS256:
-            key.verify(  # type: ignore[call-arg,union-attr]
+            key.verify(der, message, ec.ECDSA(hashes.SHA256()))
+        elif alg == ALG_EDDSA and isinstance(key, ed25519.Ed25519PublicKey):
+            key.verify(signature, message)
+        elif alg == ALG_PS256 and isinstance(key, rsa.RSAPublicKey):
+            key.verify(
                 signature,
                 message,
                 padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
@@ -207,3 +216,104 @@ def encode_sign1(
     signature = sign(alg, key, sig_structure(protected_raw, payload))
     body = [protected_raw, {}, payload, signature]
     return cbor2.dumps(cbor2.CBORTag(TAG_SIGN1, body) if tagged else body)
+
+
+def _head(data: bytes, pos: int, major: int) -> tuple[int, int]:
+    """Read a definite-length CBOR head of ``major`` type in shortest form; return (arg, next)."""
+    if pos >= len(data):
+        raise CoseError("truncated COSE_Sign1")
+    first = data[pos]
+    if first >> 5 != major:
+        raise CoseError(f"expected CBOR major type {major} at byte {pos}")
+    ai = first & 0x1F
+    if ai < 24:
+        return ai, pos + 1
+    width = {24: 1, 25: 2, 26: 4}.get(ai)
+    if width is None:
+        raise CoseError("indefinite or over-long CBOR length in COSE_Sign1")
+    end = pos + 1 + width
+    if end > len(data):
+        raise CoseError("truncated COSE_Sign1")
+    arg = int.from_bytes(data[pos + 1 : end], "big")
+    if arg < (24 if width == 1 else 1 << (8 * width // 2)):
+        raise CoseError("non-shortest CBOR length in COSE_Sign1")
+    return arg, end
+
+
+def _bstr(data: bytes, pos: int) -> tuple[bytes, int]:
+    n, pos = _head(data, pos, 2)
+    end = pos + n
+    if end > len(data):
+        raise CoseError("truncated COSE_Sign1")
+    return data[pos:end], end
+
+
+def split_sign1_strict(data: bytes) -> tuple[bytes, bytes, bytes]:
+    """``(protected_raw, payload, signature)`` of the canonical COSE_Sign1 shape; see
+    :func:`parse_sign1_strict`. Raises :class:`CoseError`."""
+    if len(data) < 2 or data[0] != 0xD2:
+        raise CoseError("expected COSE_Sign1 tag 18 (0xD2) as the first byte")
+    if data[1] != 0x84:
+        raise CoseError("COSE_Sign1 must be an array of 4 items")
+    first = data[2] if len(data) > 2 else 0
+    if 0x41 <= first <= 0x57:  # short protected header, the usual case: no helper calls
+        pos = 3 + first - 0x40
+        protected_raw = data[3:pos]
+    else:
+        protected_raw, pos = _bstr(data, 2)
+    if pos >= len(data) or data[pos] != 0xA0:
+        raise CoseError("unprotected header must be an empty map")
+    payload, pos = _bstr(data, pos + 1)
+    signature, pos = _bstr(data, pos)
+    if pos != len(data):
+        raise CoseError(f"{len(data) - pos} trailing bytes after COSE_Sign1")
+    return protected_raw, payload, signature
+
+
+def parse_sign1_strict(
+    data: bytes, *, max_protected: int = 64, decode_header: bool = True
+) -> UnverifiedSign1:
+    """Parse the one canonical COSE_Sign1 shape gatepass emits, without a generic CBOR decoder.
+
+    ``D2 84 bstr(protected) A0 bstr(payload) bstr(signature)``: tag 18, an empty
+    unprotected map, shortest-form lengths, no trailing bytes. Any other encoding of
+    the same structure is refused, so no two byte strings carry the same signed
+    content, and hostile nesting never reaches a CBOR decoder. The protected header
+    (at most ``max_protected`` bytes) is decoded with a depth limit, unless
+    ``decode_header`` is false (the caller decodes and caches it; ``protected`` is then empty).
+    """
+    protected_raw, payload, signature = split_sign1_strict(data)
+    protected = decode_protected(protected_raw, max_len=max_protected) if decode_header else {}
+    return UnverifiedSign1(protected_raw, protected, {}, payload, signature)
+
+
+def decode_protected(protected_raw: bytes, *, max_len: int = 64) -> Mapping[Any, Any]:
+    """Decode a protected header strictly: a small definite map, no duplicates or trailing bytes."""
+    if not protected_raw:
+        raise CoseError("protected header is empty: alg and kid must be protected")
+    if len(protected_raw) > max_len:
+        raise CoseError(f"protected header longer than {max_len} bytes")
+    try:
+        header = loads_strict(protected_raw, max_depth=2)
+    except ValueError as exc:
+        raise CoseError(f"protected header: {exc}") from None
+    if not isinstance(header, Mapping):
+        raise CoseError("protected header must encode a map")
+    return header
+
+
+def loads_strict(data: bytes, *, max_depth: int = 16) -> Any:
+    """``cbor2.loads`` with bounded depth, definite lengths only, no duplicate keys and no
+    trailing bytes. Any failure is a ``ValueError`` (never a bare decoder exception)."""
+    fp = io.BytesIO(data)
+    try:
+        obj = cbor2.CBORDecoder(
+            fp, max_depth=max_depth, allow_indefinite=False, allow_duplicate_keys=False
+        ).decode()
+    except (cbor2.CBORDecodeError, RecursionError, MemoryError, OverflowError) as exc:
+        raise ValueError(f"invalid CBOR ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # cbor2 semantic decoders may raise anything on hostile tags
+        raise ValueError(f"invalid CBOR ({type(exc).__name__})") from None
+    if fp.tell() != len(data):
+        raise ValueError(f"{len(data) - fp.tell()} trailing bytes after CBOR item")
+    return obj

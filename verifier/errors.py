@@ -6,7 +6,7 @@ Tree::
     └── VerifierError
         ├── PermitRefused (ValueError)      carries a Reason code; what verify_at raises
         ├── DocumentRefused (ValueError)    a signed trust list / revocation list / beacon refused
-        └── KeyError_ (ValueError)          a key file or key parameter is unusable
+        └── KeyUnusable (ValueError)        a key file, trust bundle or key parameter is unusable
 """
 
 from __future__ import annotations
@@ -42,6 +42,10 @@ class Reason(StrEnum):
     EXPIRED = "expired"
     REVOKED = "revoked"
     ROLLBACK = "rollback"
+    TOO_EARLY = "too_early"  # before the slot start minus the early grace
+    TOO_LATE = "too_late"  # after the slot end plus the late grace
+    WRONG_KIND = "wrong_kind"  # a signed document of another kind than expected
+    VERSION_GAP = "version_gap"  # a revocation delta that does not follow the held version
 
 
 class PermitRefused(VerifierError, ValueError):
@@ -60,3 +64,7 @@ class DocumentRefused(VerifierError, ValueError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
+
+
+class KeyUnusable(VerifierError, ValueError):
+    """A key, key file or trust bundle cannot be used (wrong format, algorithm or size)."""

@@ -1,0 +1,448 @@
+"""The PostgreSQL store (``postgresql://`` URLs), for sites with many gates and workers.
+
+Bulk path: one ``COPY`` of the batch into a session-private staging table, then one
+``INSERT ... SELECT ... ON CONFLICT (gate, seq) DO NOTHING`` whose ``RETURNING`` rows
+feed the counts upsert in the same statement, so only newly stored events are
+counted, whichever worker stores them. Contiguous seqs and cross-gate conflicts are
+computed in a second transaction *after* the insert commits: a worker then sees
+every batch committed before it, so the last worker to finish always reaches the
+right answer even when two workers store neighbouring batches at the same moment.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from central.errors import StoreError
+from central.store.base import (
+    EVENT_COLUMNS,
+    AddResult,
+    Anomaly,
+    Conflict,
+    CountRow,
+    Document,
+    GateRow,
+    Store,
+    advance_contiguous,
+    count_row,
+    dedupe,
+    dumps_health,
+    event_row,
+    loads_health,
+    resolve_conflicts,
+)
+from sync.schema import GateEvent
+
+_SCHEMA_LOCK = 0x6761_7465  # advisory lock id: concurrent CREATE IF NOT EXISTS can collide
+_CONFLICT_LOCK = 0x6761_7466
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    gate TEXT NOT NULL, seq BIGINT NOT NULL, site TEXT NOT NULL, eid TEXT NOT NULL,
+    t DOUBLE PRECISION NOT NULL, tc TEXT NOT NULL, kind TEXT NOT NULL, verdict TEXT NOT NULL,
+    mode TEXT NOT NULL, reason TEXT, ph TEXT, ptype TEXT, slot BIGINT, slot_end BIGINT,
+    party INTEGER NOT NULL, trip TEXT, note TEXT, flags TEXT NOT NULL,
+    received DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (gate, seq)
+);
+CREATE INDEX IF NOT EXISTS events_ph ON events (ph) WHERE verdict = 'admit' AND ph IS NOT NULL;
+CREATE TABLE IF NOT EXISTS counts (
+    site TEXT NOT NULL, gate TEXT NOT NULL, slot BIGINT NOT NULL, ptype TEXT NOT NULL,
+    trip TEXT NOT NULL, events BIGINT NOT NULL, admits BIGINT NOT NULL, admitted BIGINT NOT NULL,
+    PRIMARY KEY (site, gate, slot, ptype, trip)
+);
+CREATE TABLE IF NOT EXISTS progress (gate TEXT PRIMARY KEY, contiguous BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS conflicts (
+    gate TEXT NOT NULL, seq BIGINT NOT NULL, ph TEXT NOT NULL, site TEXT NOT NULL,
+    t DOUBLE PRECISION NOT NULL, standing_gate TEXT NOT NULL, standing_seq BIGINT NOT NULL,
+    standing_t DOUBLE PRECISION NOT NULL, detected DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (gate, seq)
+);
+CREATE INDEX IF NOT EXISTS conflicts_ph ON conflicts (ph);
+CREATE TABLE IF NOT EXISTS anomalies (
+    id BIGSERIAL PRIMARY KEY, gate TEXT NOT NULL, seq BIGINT, kind TEXT NOT NULL,
+    detail TEXT NOT NULL, detected DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS gates (
+    gate TEXT PRIMARY KEY, site TEXT, state TEXT, state_t DOUBLE PRECISION,
+    offline_since DOUBLE PRECISION, health TEXT, health_t DOUBLE PRECISION,
+    last_seen DOUBLE PRECISION
+);
+CREATE TABLE IF NOT EXISTS documents (
+    kind TEXT NOT NULL, version BIGINT NOT NULL, raw BYTEA NOT NULL, summary TEXT NOT NULL,
+    size INTEGER NOT NULL, received DOUBLE PRECISION NOT NULL, PRIMARY KEY (kind, version)
+);
+"""
+
+_COLS = ", ".join(EVENT_COLUMNS)
+_INSERT_AND_COUNT = f"""
+WITH ins AS (
+    INSERT INTO events ({_COLS}) SELECT {_COLS} FROM staging
+    ON CONFLICT (gate, seq) DO NOTHING
+    RETURNING site, gate, slot, ptype, trip, verdict, party
+), c AS (
+    INSERT INTO counts (site, gate, slot, ptype, trip, events, admits, admitted)
+    SELECT site, gate, COALESCE(slot, -1), COALESCE(ptype, ''), COALESCE(trip, ''), count(*),
+           count(*) FILTER (WHERE verdict = 'admit'),
+           COALESCE(sum(party) FILTER (WHERE verdict = 'admit'), 0)
+    FROM ins GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+    ON CONFLICT (site, gate, slot, ptype, trip) DO UPDATE SET
+        events = counts.events + EXCLUDED.events, admits = counts.admits + EXCLUDED.admits,
+        admitted = counts.admitted + EXCLUDED.admitted
+)
+SELECT count(*) FROM ins
+"""
+_CONFLICTING = """
+SELECT e.ph, e.site, e.gate, e.seq, e.t FROM events e
+WHERE e.verdict = 'admit' AND e.ph IN (
+    SELECT DISTINCT s.ph FROM staging s
+    JOIN events x ON x.ph = s.ph AND x.verdict = 'admit' AND x.gate <> s.gate
+    WHERE s.verdict = 'admit' AND s.ph IS NOT NULL)
+"""
+_RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+
+
+class PostgresStore(Store):
+    """Event store on PostgreSQL; several worker processes may share one database."""
+
+    def __init__(self, url: str, *, connect_timeout_s: float = 10.0) -> None:
+        self.url = url
+        self._timeout = connect_timeout_s
+        self._wlock = threading.Lock()
+        self._rlock = threading.Lock()
+        self._closed = False
+        self._w: psycopg.Connection[Any] | None = None
+        self._r: psycopg.Connection[Any] | None = None
+        self._staging_ready = False
+        with self._wlock:
+            conn = self._writer()
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                conn.execute(SCHEMA)
+
+    # --- connections ----------------------------------------------------------------------
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            return psycopg.connect(
+                self.url, autocommit=True, connect_timeout=max(1, int(self._timeout))
+            )
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to PostgreSQL: {_line(exc)}") from None
+
+    def _writer(self) -> psycopg.Connection[Any]:
+        if self._closed:
+            raise StoreError("store is closed")
+        if self._w is None or self._w.closed or self._w.broken:
+            self._w = self._connect()
+            self._staging_ready = False  # temp tables die with their session
+        return self._w
+
+    def _ensure_staging(self, conn: psycopg.Connection[Any]) -> None:
+        if not self._staging_ready:
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS staging (LIKE events)")
+            self._staging_ready = True
+
+    @contextmanager
+    def _reader(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._rlock:
+            if self._closed:
+                raise StoreError("store is closed")
+            if self._r is None or self._r.closed or self._r.broken:
+                self._r = self._connect()
+            try:
+                yield self._r
+            except psycopg.Error as exc:
+                raise StoreError(f"cannot read PostgreSQL store: {_line(exc)}") from None
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._reader() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    @contextmanager
+    def _write(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._wlock:
+            conn = self._writer()
+            try:
+                with conn.transaction():
+                    yield conn
+            except psycopg.Error as exc:
+                raise StoreError(f"cannot write PostgreSQL store: {_line(exc)}") from exc
+
+    # --- events ---------------------------------------------------------------------------
+    def add_events(self, events: Sequence[GateEvent], *, now: float) -> AddResult:
+        by_key, repeats, odd = dedupe(events)
+        if not by_key:
+            return AddResult(len(events), 0, repeats, 0, 0, {})
+        for attempt in range(6):
+            try:
+                with self._wlock:
+                    return self._add(by_key, repeats, list(odd), len(events), now)
+            except _RETRYABLE:
+                # Two workers upserting the same count cells: one lost; nothing of its
+                # transaction stayed, so running it again is exact.
+                time.sleep(0.01 * (attempt + 1))
+            except psycopg.Error as exc:
+                raise StoreError(f"cannot store events in PostgreSQL: {_line(exc)}") from exc
+        raise StoreError("cannot store events in PostgreSQL: repeated deadlocks")
+
+    def _add(
+        self,
+        by_key: dict[tuple[str, int], GateEvent],
+        repeats: int,
+        odd: list[tuple[GateEvent, str]],
+        received: int,
+        now: float,
+    ) -> AddResult:
+        conn = self._writer()
+        self._ensure_staging(conn)
+        gates = sorted({g for g, _ in by_key})
+        sites = {ev.gate: ev.site for ev in by_key.values()}
+        has_ph = any(ev.ph is not None and ev.verdict == "admit" for ev in by_key.values())
+        with conn.transaction():
+            conn.execute("TRUNCATE staging")
+            with conn.cursor() as cur, cur.copy(f"COPY staging ({_COLS}) FROM STDIN") as copy:
+                for ev in by_key.values():
+                    copy.write_row(event_row(ev, now))
+            row = conn.execute(_INSERT_AND_COUNT).fetchone()
+            inserted = int(row[0]) if row else 0
+            odd_db = 0
+            if inserted < len(by_key):
+                for gate, seq, _eid, stored in conn.execute(
+                    "SELECT s.gate, s.seq, s.eid, e.eid FROM staging s "
+                    "JOIN events e ON e.gate = s.gate AND e.seq = s.seq WHERE e.eid <> s.eid"
+                ).fetchall():
+                    odd.append((by_key[(gate, int(seq))], str(stored)))
+                    odd_db += 1
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO anomalies (gate, seq, kind, detail, detected) "
+                    "VALUES (%s, %s, 'duplicate_seq', %s, %s)",
+                    [
+                        (ev.gate, ev.seq, f"eid {ev.eid} differs from stored {other}", now)
+                        for ev, other in odd
+                    ],
+                )
+        repeats += len(by_key) - inserted - odd_db
+        # Second transaction: sees every batch committed before this one (see module doc).
+        with conn.transaction():
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO progress (gate, contiguous) VALUES (%s, 0) "
+                    "ON CONFLICT (gate) DO NOTHING",
+                    [(g,) for g in gates],
+                )
+                cur.executemany(
+                    "INSERT INTO gates (gate, site, last_seen) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (gate) DO UPDATE SET site = EXCLUDED.site, "
+                    "last_seen = GREATEST(gates.last_seen, EXCLUDED.last_seen)",
+                    [(g, sites[g], now) for g in gates],
+                )
+            acks = {g: self._advance(conn, g) for g in gates}
+            conflicts = self._flag_conflicts(conn, now) if has_ph else 0
+        return AddResult(
+            received=received,
+            inserted=inserted,
+            duplicates=repeats,
+            anomalies=len(odd),
+            conflicts=conflicts,
+            acks=acks,
+        )
+
+    def _advance(self, conn: psycopg.Connection[Any], gate: str) -> int:
+        row = conn.execute(
+            "SELECT contiguous FROM progress WHERE gate = %s FOR UPDATE", (gate,)
+        ).fetchone()
+        start = int(row[0]) if row else 0
+
+        def fetch(after: int, limit: int) -> list[int]:
+            return [
+                int(r[0])
+                for r in conn.execute(
+                    "SELECT seq FROM events WHERE gate = %s AND seq > %s ORDER BY seq LIMIT %s",
+                    (gate, after, limit),
+                )
+            ]
+
+        c = advance_contiguous(start, fetch)
+        if c != start:
+            conn.execute("UPDATE progress SET contiguous = %s WHERE gate = %s", (c, gate))
+        return c
+
+    def _flag_conflicts(self, conn: psycopg.Connection[Any], now: float) -> int:
+        rows = conn.execute(_CONFLICTING).fetchall()
+        if not rows:
+            return 0
+        # Rare path: serialise reviewers so two workers do not flag the same permit at once.
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CONFLICT_LOCK,))
+        rows = conn.execute(_CONFLICTING).fetchall()
+        by_ph: dict[str, list[tuple[str, str, str, int, float]]] = {}
+        for ph, site, gate, seq, t in rows:
+            by_ph.setdefault(ph, []).append((ph, site, gate, int(seq), float(t)))
+        flagged = 0
+        for ph, admissions in by_ph.items():
+            marks = resolve_conflicts(admissions)
+            keep = {(m[2], m[3]) for m in marks}
+            for gate, seq in conn.execute(
+                "SELECT gate, seq FROM conflicts WHERE ph = %s", (ph,)
+            ).fetchall():
+                if (gate, int(seq)) not in keep:
+                    conn.execute(
+                        "DELETE FROM conflicts WHERE gate = %s AND seq = %s", (gate, seq)
+                    )
+            for m in marks:
+                cur = conn.execute(
+                    "INSERT INTO conflicts (ph, site, gate, seq, t, standing_gate, standing_seq,"
+                    " standing_t, detected) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT (gate, seq) DO UPDATE SET"
+                    " standing_gate = EXCLUDED.standing_gate,"
+                    " standing_seq = EXCLUDED.standing_seq, standing_t = EXCLUDED.standing_t"
+                    " WHERE conflicts.standing_gate <> EXCLUDED.standing_gate"
+                    " OR conflicts.standing_seq <> EXCLUDED.standing_seq",
+                    (*m, now),
+                )
+                flagged += cur.rowcount
+        return flagged
+
+    def contiguous_seq(self, gate: str) -> int:
+        rows = self._rows("SELECT contiguous FROM progress WHERE gate = %s", (gate,))
+        return int(rows[0][0]) if rows else 0
+
+    def event_count(self) -> int:
+        return int(self._rows("SELECT count(*) FROM events")[0][0])
+
+    def stored_keys(self, gate: str) -> list[tuple[int, str]]:
+        return [
+            (int(s), str(e))
+            for s, e in self._rows(
+                "SELECT seq, eid FROM events WHERE gate = %s ORDER BY seq", (gate,)
+            )
+        ]
+
+    # --- counts and review ----------------------------------------------------------------
+    def counts(self) -> list[CountRow]:
+        return [
+            count_row(r)
+            for r in self._rows(
+                "SELECT site, gate, slot, ptype, trip, events, admits, admitted FROM counts "
+                "ORDER BY site, gate, slot, ptype, trip"
+            )
+        ]
+
+    def conflicts(self, limit: int = 1000) -> list[Conflict]:
+        rows = self._rows(
+            "SELECT ph, site, gate, seq, t, standing_gate, standing_seq, standing_t, detected "
+            "FROM conflicts ORDER BY detected DESC, gate, seq LIMIT %s",
+            (limit,),
+        )
+        return [Conflict(*r) for r in rows]
+
+    def anomalies(self, limit: int = 1000) -> list[Anomaly]:
+        rows = self._rows(
+            "SELECT id, gate, seq, kind, detail, detected FROM anomalies "
+            "ORDER BY id DESC LIMIT %s",
+            (limit,),
+        )
+        return [Anomaly(*r) for r in rows]
+
+    def anomaly_count(self) -> int:
+        return int(self._rows("SELECT count(*) FROM anomalies")[0][0])
+
+    def record_anomaly(
+        self, *, gate: str, seq: int | None, kind: str, detail: str, now: float
+    ) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO anomalies (gate, seq, kind, detail, detected) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                (gate[:200], seq, kind, detail[:500], now),
+            )
+
+    # --- gates ----------------------------------------------------------------------------
+    def set_gate_status(self, gate: str, state: str, t: float | None, *, now: float) -> None:
+        since = t if t is not None else now
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO gates (gate, state, state_t, offline_since, last_seen) "
+                "VALUES (%s, %s, %s, CASE WHEN %s = 'offline' THEN %s::double precision END, %s) "
+                "ON CONFLICT (gate) DO UPDATE SET state = EXCLUDED.state, "
+                "state_t = EXCLUDED.state_t, offline_since = CASE "
+                "  WHEN EXCLUDED.state = 'online' THEN NULL "
+                "  WHEN gates.state = 'offline' AND gates.offline_since IS NOT NULL "
+                "    THEN gates.offline_since "
+                "  ELSE EXCLUDED.offline_since END",
+                (gate, state, t, state, since, now),
+            )
+
+    def set_gate_health(self, gate: str, health: Mapping[str, Any], *, now: float) -> None:
+        t = health.get("t")
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO gates (gate, health, health_t) VALUES (%s, %s, %s) "
+                "ON CONFLICT (gate) DO UPDATE SET health = EXCLUDED.health, "
+                "health_t = EXCLUDED.health_t",
+                (gate, dumps_health(health), t if isinstance(t, (int, float)) else now),
+            )
+
+    def gates(self) -> list[GateRow]:
+        rows = self._rows(
+            "SELECT g.gate, g.site, g.state, g.state_t, g.offline_since, g.health, g.health_t, "
+            "g.last_seen, COALESCE(p.contiguous, 0), "
+            "COALESCE((SELECT sum(events) FROM counts c WHERE c.gate = g.gate), 0) "
+            "FROM gates g LEFT JOIN progress p ON p.gate = g.gate ORDER BY g.gate"
+        )
+        return [
+            GateRow(
+                gate=r[0], site=r[1], state=r[2], state_t=r[3], offline_since=r[4],
+                health=loads_health(r[5]), health_t=r[6], last_seen=r[7],
+                contiguous_seq=int(r[8]), stored=int(r[9]),
+            )
+            for r in rows
+        ]
+
+    # --- documents ------------------------------------------------------------------------
+    def add_document(
+        self, *, kind: str, version: int, raw: bytes, summary: str, now: float
+    ) -> bool:
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT INTO documents (kind, version, raw, summary, size, received) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (kind, version, bytes(raw), summary[:500], len(raw), now),
+            )
+            return cur.rowcount == 1
+
+    def documents(self, kind: str | None = None) -> list[Document]:
+        sql = "SELECT kind, version, summary, size, received FROM documents"
+        params: tuple[Any, ...] = ()
+        if kind is not None:
+            sql += " WHERE kind = %s"
+            params = (kind,)
+        return [Document(*r) for r in self._rows(sql + " ORDER BY kind, version DESC", params)]
+
+    def latest_document(self, kind: str) -> bytes | None:
+        rows = self._rows(
+            "SELECT raw FROM documents WHERE kind = %s ORDER BY version DESC LIMIT 1", (kind,)
+        )
+        return bytes(rows[0][0]) if rows else None
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def close(self) -> None:
+        with self._wlock, self._rlock:
+            if self._closed:
+                return
+            self._closed = True
+            for conn in (self._w, self._r):
+                if conn is not None:
+                    conn.close()
+            self._w = self._r = None
+
+
+def _line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -1,0 +1,1 @@
+"""Package data: the console page, its script and style sheet (no external assets)."""

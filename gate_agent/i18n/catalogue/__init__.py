@@ -1,0 +1,1 @@
+"""Package data: one JSON message catalogue per language."""

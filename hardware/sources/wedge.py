@@ -1,0 +1,195 @@
+"""Keyboard-wedge scanners: one payload per line, from standard input or an evdev device.
+
+A wedge scanner types the payload and presses Enter. Lines are read on a named
+thread into a queue so ``close()`` from another thread ends a waiting ``read()``.
+From evdev, key events are turned into characters with a US layout (what wedge
+scanners emulate by default).
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from typing import IO, Any
+
+from hardware.config import WedgeSourceConfig
+from hardware.errors import DriverMissing, SourceUnavailable
+from hardware.sources.base import Clock, Frame, FrameSource, log
+
+_EOF = object()
+#: How often a waiting ``read()`` checks whether the source was closed.
+_POLL_S = 0.05
+
+# Linux input key codes (linux/input-event-codes.h) -> (plain, shifted) for a US layout.
+_ROWS: list[tuple[int, str, str]] = [
+    (2, "1234567890-=", "!@#$%^&*()_+"),
+    (16, "qwertyuiop[]", "QWERTYUIOP{}"),
+    (30, "asdfghjkl;'`", 'ASDFGHJKL:"~'),
+    (43, "\\zxcvbnm,./", "|ZXCVBNM<>?"),
+]
+KEYMAP: dict[int, tuple[str, str]] = {
+    code + i: (plain[i], shifted[i])
+    for code, plain, shifted in _ROWS
+    for i in range(len(plain))
+}
+KEYMAP[57] = (" ", " ")  # KEY_SPACE
+KEYMAP[15] = ("\t", "\t")  # KEY_TAB
+KEYMAP.update({  # keypad
+    71: ("7", "7"), 72: ("8", "8"), 73: ("9", "9"), 74: ("-", "-"), 75: ("4", "4"),
+    76: ("5", "5"), 77: ("6", "6"), 78: ("+", "+"), 79: ("1", "1"), 80: ("2", "2"),
+    81: ("3", "3"), 82: ("0", "0"), 83: (".", "."), 55: ("*", "*"), 98: ("/", "/"),
+})
+_SHIFT = frozenset({42, 54})  # KEY_LEFTSHIFT, KEY_RIGHTSHIFT
+_CAPSLOCK = 58
+_ENTER = frozenset({28, 96})  # KEY_ENTER, KEY_KPENTER
+
+
+class KeyAssembler:
+    """Turns key events (``code``, ``value``: 1 down, 0 up, 2 repeat) into finished lines."""
+
+    def __init__(self) -> None:
+        self._shift = 0
+        self._caps = False
+        self._buf: list[str] = []
+
+    def feed(self, code: int, value: int) -> bytes | None:
+        """Feed one key event; returns the line's bytes when Enter is pressed."""
+        if code in _SHIFT:
+            self._shift = max(0, self._shift + (1 if value == 1 else -1 if value == 0 else 0))
+            return None
+        if value != 1:
+            return None
+        if code == _CAPSLOCK:
+            self._caps = not self._caps
+            return None
+        if code in _ENTER:
+            line = "".join(self._buf).encode("utf-8")
+            self._buf.clear()
+            return line
+        chars = KEYMAP.get(code)
+        if chars is None:
+            return None  # modifiers and keys a scanner does not send
+        ch = chars[1] if self._shift else chars[0]
+        if self._caps and ch.isalpha():
+            ch = ch.swapcase()
+        self._buf.append(ch)
+        return None
+
+
+class WedgeSource(FrameSource):
+    """Scanned lines as frames with ``text`` set (``image`` is ``None``)."""
+
+    def __init__(
+        self,
+        cfg: WedgeSourceConfig,
+        *,
+        clock: Clock = time.monotonic,
+        stream: IO[bytes] | None = None,
+    ) -> None:
+        super().__init__(clock=clock)
+        self.cfg = cfg
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._device: Any = None
+        if cfg.device == "stdin":
+            self.name = "wedge:stdin"
+            self._stream = stream if stream is not None else sys.stdin.buffer
+            target = self._read_stream
+        else:
+            self.name = f"wedge:{cfg.device}"
+            self._device = self._open_evdev(cfg.device, cfg.grab)
+            target = self._read_evdev
+        self._connected = True
+        # Daemon: a blocking read of a terminal cannot be interrupted; the thread must
+        # not keep the process alive after close().
+        self._thread = threading.Thread(target=target, name=f"{self.name}-reader", daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _open_evdev(path: str, grab: bool) -> Any:
+        try:
+            import evdev
+        except ImportError as exc:
+            raise DriverMissing("evdev is not installed (pip install 'gatepass[pi]')") from exc
+        try:
+            device = evdev.InputDevice(path)
+            if grab:
+                device.grab()
+        except OSError as exc:
+            raise SourceUnavailable(f"cannot open input device {path}: {exc.strerror}") from exc
+        return device
+
+    def _put_line(self, line: bytes) -> None:
+        line = line.rstrip(b"\r\n")
+        if not line:
+            return
+        if len(line) > self.cfg.max_line_bytes:
+            self._skipped += 1
+            self._report("dropped a %d-byte line (limit %d)", len(line), self.cfg.max_line_bytes)
+            return
+        self._queue.put((line, self._clock()))
+
+    def _read_stream(self) -> None:
+        limit = self.cfg.max_line_bytes + 2
+        try:
+            while not self._closed.is_set():
+                line = self._stream.readline(limit)
+                if not line:
+                    break
+                if not line.endswith(b"\n") and len(line) >= limit:
+                    # Too long: swallow the rest of that line so it is dropped whole.
+                    while line and not line.endswith(b"\n"):
+                        line = self._stream.readline(limit)
+                    self._skipped += 1
+                    self._report("dropped an over-long line (limit %d)", self.cfg.max_line_bytes)
+                    continue
+                self._put_line(line)
+        except (OSError, ValueError) as exc:  # ValueError: stream closed under us
+            if not self._closed.is_set():
+                self._last_error = f"input failed: {exc}"
+                self._report("input failed: %s", exc)
+        finally:
+            self._queue.put(_EOF)
+
+    def _read_evdev(self) -> None:
+        keys = KeyAssembler()
+        try:
+            for event in self._device.read_loop():
+                if event.type != 1:  # EV_KEY
+                    continue
+                line = keys.feed(event.code, event.value)
+                if line is not None:
+                    self._put_line(line)
+        except OSError as exc:
+            if not self._closed.is_set():
+                self._disconnects += 1
+                self._last_error = f"input device failed: {exc}"
+                self._report("input device failed: %s", exc)
+        finally:
+            self._queue.put(_EOF)
+
+    def _read(self) -> Frame | None:
+        while not self._closed.is_set():
+            try:
+                item = self._queue.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+            if item is _EOF:
+                self._connected = False
+                return None
+            line, t = item
+            return self._frame(None, line, t)
+        return None
+
+    def _close(self) -> None:
+        device, self._device = self._device, None
+        if device is not None:
+            try:
+                device.close()
+            except OSError:
+                pass
+        self._thread.join(timeout=0.5)
+        if self._thread.is_alive() and self.cfg.device != "stdin":
+            log.warning("%s: reader thread did not stop", self.name)
+        self._connected = False

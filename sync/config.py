@@ -1,0 +1,115 @@
+"""Broker connection settings for a gate (and anything else that talks MQTT).
+
+Secrets never sit in the config: the password comes from an environment variable
+(``password_env``) or a file (``password_file``), read when the link connects, not at
+import or validation time. Tests build configs from plain dicts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sync.errors import SyncConfigError
+
+
+class TlsConfig(BaseModel):
+    """TLS to the broker: CA bundle, optional client certificate and key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ca_file: Path | None = Field(
+        None, description="PEM CA bundle that signed the broker's certificate; system CAs if unset"
+    )
+    cert_file: Path | None = Field(None, description="PEM client certificate (mutual TLS)")
+    key_file: Path | None = Field(None, description="PEM private key of the client certificate")
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("tls.cert_file and tls.key_file must be given together")
+        return self
+
+
+class BrokerConfig(BaseModel):
+    """Where and how a gate connects to its MQTT broker, and how fast it drains its backlog."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = Field("127.0.0.1", min_length=1, description="broker host name or address")
+    port: int = Field(1883, ge=1, le=65535, description="broker TCP port (8883 is usual for TLS)")
+    protocol: Literal["5", "3.1.1"] = Field(
+        "5", description="MQTT version; 3.1.1 for brokers without v5 (amqtt)"
+    )
+    keepalive: int = Field(
+        30, ge=5, le=3600, description="seconds; a cut link is noticed after about 1.5x this"
+    )
+    client_id: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="MQTT client id; default gp-gate-{gate}; stable, the broker keeps the session",
+    )
+    tls: TlsConfig | None = Field(None, description="TLS settings; plain TCP when unset")
+    username: str | None = Field(
+        None, min_length=1, description="MQTT username (a gate uses its gate id, see deploy/)"
+    )
+    password_env: str | None = Field(
+        None, min_length=1, description="name of the environment variable holding the password"
+    )
+    password_file: Path | None = Field(
+        None, description="file whose first line is the password (e.g. a container secret)"
+    )
+    session_expiry_s: int = Field(
+        7 * 24 * 3600, ge=0, le=2**32 - 1,
+        description="MQTT 5 session expiry: downlink QoS 1 items queue this long while offline",
+    )
+    batch_size: int = Field(200, ge=1, le=500, description="events per published message")
+    drain_rate: float = Field(
+        25000.0, gt=0, description="events/s at most when draining a backlog after an outage"
+    )
+    max_unacked: int = Field(
+        20000, ge=1, description="backlog events published but not yet acknowledged, at most"
+    )
+    ack_timeout_s: float = Field(
+        10.0, gt=0, description="republish unacknowledged events after this many seconds"
+    )
+    reconnect_min_s: float = Field(0.5, gt=0, description="first reconnect delay")
+    reconnect_max_s: float = Field(30.0, gt=0, description="reconnect delay cap (with jitter)")
+    connect_timeout_s: float = Field(
+        10.0, gt=0, description="give up a connection attempt with no CONNACK after this long"
+    )
+    health_period_s: float = Field(10.0, gt=0, description="seconds between health publishes")
+
+    @model_validator(mode="after")
+    def _rules(self) -> BrokerConfig:
+        if self.password_env is not None and self.password_file is not None:
+            raise ValueError("give password_env or password_file, not both")
+        if (self.password_env or self.password_file) and self.username is None:
+            raise ValueError("a password needs a username")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        return self
+
+    def effective_client_id(self, gate: str) -> str:
+        return self.client_id or f"gp-gate-{gate}"
+
+    def password(self) -> str | None:
+        """Read the password now, from the environment or the file; None when none is set."""
+        if self.password_env is not None:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise SyncConfigError(f"environment variable {self.password_env} is not set")
+            return value
+        if self.password_file is not None:
+            try:
+                lines = self.password_file.read_text(encoding="utf-8").splitlines()
+            except OSError as exc:
+                raise SyncConfigError(
+                    f"cannot read password file {self.password_file}: {exc.strerror}"
+                ) from None
+            if not lines or not lines[0]:
+                raise SyncConfigError(f"password file {self.password_file} is empty")
+            return lines[0]
+        return None

@@ -1,0 +1,187 @@
+"""Signed data from the centre to a gate: trust list, revocations, time, config, used permits.
+
+Every item is verified with :func:`verifier.documents.read_document` against the gate's
+:class:`~verifier.trust.TrustStore` before any callback sees it; a refused item is logged
+and counted, never applied. Version rules (the holder's job per ``verifier.documents``):
+
+- trust list, revocation snapshot/delta (one version line), time beacon, gate config:
+  only a version NEWER than the last one accepted of that line is applied. An equal or
+  older one is not applied: counted as ``stale`` when it is a retained replay (the broker
+  re-delivers retained items on every reconnect), else as ``refused`` (rollback).
+- used-permit batches: applied in any order (losing one would weaken anti-passback;
+  applying one twice is harmless); an exact repeat of a recent version is skipped.
+
+The trust list is installed into ``trust`` here (``trust.apply``) before its callback
+runs, because every later item is verified against it. Revocations are only verified
+here; the callback applies them to the agent's ``RevocationSet`` (which checks snapshot
+and delta versions) and may raise ``DocumentRefused`` to have the item counted refused.
+Callbacks run on the link thread: keep them short.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from sync import topics
+from verifier.documents import (
+    KIND_GATE_CONFIG,
+    KIND_REVOCATION_DELTA,
+    KIND_REVOCATION_SNAPSHOT,
+    KIND_TIME_BEACON,
+    KIND_TRUST_LIST,
+    KIND_USED_PERMITS,
+    read_document,
+)
+from verifier.errors import DocumentRefused
+from verifier.trust import TrustStore
+
+log = logging.getLogger(__name__)
+
+MAX_DOWNLINK_BYTES: Final = 32 * 1024 * 1024
+USED_VERSIONS_REMEMBERED: Final = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class DownlinkItem:
+    """A verified downlink document, as handed to a callback."""
+
+    kind: str
+    version: int
+    body: Any
+    raw: bytes  # the signed bytes, to persist or to apply (TrustStore/RevocationSet.apply)
+    topic: str
+    retained: bool
+    issued_at: int | None
+
+
+Callback = Callable[[DownlinkItem], None]
+
+
+@dataclass
+class DownlinkStats:
+    """Counters per kind: applied, stale (retained replays), refused; the last refusal."""
+
+    applied: dict[str, int] = field(default_factory=dict)
+    stale: dict[str, int] = field(default_factory=dict)
+    refused: dict[str, int] = field(default_factory=dict)
+    last_refusal: str | None = None
+
+
+class Downlink:
+    """Verifies downlink items and hands them to the agent's callbacks (by keyword).
+
+    ``versions`` seeds the last accepted version per line (``"trust_list"``,
+    ``"revocations"``, ``"time_beacon"``, ``"gate_config"``) after a restart.
+    """
+
+    def __init__(
+        self,
+        *,
+        gate: str,
+        site: str,
+        trust: TrustStore,
+        on_trust_list: Callback | None = None,
+        on_revocations: Callback | None = None,
+        on_time_beacon: Callback | None = None,
+        on_config: Callback | None = None,
+        on_used_permits: Callback | None = None,
+        versions: Mapping[str, int] | None = None,
+    ) -> None:
+        self.gate = topics.check_id(gate, "gate")
+        self.site = topics.check_id(site, "site")
+        self._trust = trust
+        # topic -> (accepted kinds, version line or None for used permits, callback)
+        self._routes: dict[str, tuple[tuple[str, ...], str | None, Callback | None]] = {
+            topics.TRUST: ((KIND_TRUST_LIST,), "trust_list", on_trust_list),
+            topics.REVOCATION_SNAPSHOT: ((KIND_REVOCATION_SNAPSHOT,), "revocations",
+                                         on_revocations),
+            topics.REVOCATION_DELTA: ((KIND_REVOCATION_DELTA,), "revocations", on_revocations),
+            topics.TIME: ((KIND_TIME_BEACON,), "time_beacon", on_time_beacon),
+            topics.config(self.gate): ((KIND_GATE_CONFIG,), "gate_config", on_config),
+            topics.site_used(self.site): ((KIND_USED_PERMITS,), None, on_used_permits),
+        }
+        self._versions: dict[str, int] = {"trust_list": trust.version}
+        self._versions.update(versions or {})
+        self._used_seen: OrderedDict[int, None] = OrderedDict()
+        self.stats = DownlinkStats()
+
+    def subscriptions(self) -> list[tuple[str, int]]:
+        """(topic, QoS) pairs to subscribe: the time beacon is QoS 0, the rest QoS 1."""
+        return [(t, 0 if t == topics.TIME else 1) for t in self._routes]
+
+    def versions(self) -> dict[str, int]:
+        """Last accepted version per line (persist it to seed ``versions`` on restart)."""
+        return dict(self._versions)
+
+    def handle(self, topic: str, payload: bytes, retained: bool) -> None:
+        """Verify one message and apply it; never raises for bad input."""
+        route = self._routes.get(topic)
+        if route is None:
+            return
+        kinds, line, callback = route
+        if not payload:
+            return  # a cleared retained topic carries nothing to apply
+        kind = kinds[0]
+        try:
+            doc = read_document(payload, kinds, self._trust, max_bytes=MAX_DOWNLINK_BYTES)
+        except DocumentRefused as exc:
+            self._refuse(kind, topic, str(exc))
+            return
+        kind = doc.kind
+        item = DownlinkItem(kind=doc.kind, version=doc.version, body=doc.body,
+                            raw=bytes(payload), topic=topic, retained=retained,
+                            issued_at=doc.issued_at)
+        if not self._scope_ok(item):
+            return
+        if line is None:
+            if doc.version in self._used_seen:
+                self._count(self.stats.stale, kind)
+                return
+        else:
+            held = self._versions.get(line, -1)
+            if doc.version <= held:
+                if retained:
+                    self._count(self.stats.stale, kind)
+                else:
+                    self._refuse(kind, topic, f"rollback: version {doc.version} is not newer"
+                                              f" than {held}")
+                return
+        try:
+            if kind == KIND_TRUST_LIST:
+                self._trust.apply(item.raw)
+            if callback is not None:
+                callback(item)
+        except DocumentRefused as exc:
+            self._refuse(kind, topic, f"refused by holder: {exc}")
+            return
+        if line is None:
+            self._used_seen[doc.version] = None
+            while len(self._used_seen) > USED_VERSIONS_REMEMBERED:
+                self._used_seen.popitem(last=False)
+        else:
+            self._versions[line] = doc.version
+        self._count(self.stats.applied, kind)
+
+    def _scope_ok(self, item: DownlinkItem) -> bool:
+        body = item.body
+        if isinstance(body, Mapping):
+            if item.kind == KIND_GATE_CONFIG and body.get("gate", self.gate) != self.gate:
+                self._refuse(item.kind, item.topic, "config names another gate")
+                return False
+            if item.kind == KIND_USED_PERMITS and body.get("site", self.site) != self.site:
+                self._refuse(item.kind, item.topic, "used-permit batch names another site")
+                return False
+        return True
+
+    def _refuse(self, kind: str, topic: str, why: str) -> None:
+        self._count(self.stats.refused, kind)
+        self.stats.last_refusal = f"{topic}: {why}"[:300]
+        log.warning("gate %s refused downlink item on %s: %s", self.gate, topic, why[:200])
+
+    @staticmethod
+    def _count(counter: dict[str, int], kind: str) -> None:
+        counter[kind] = counter.get(kind, 0) + 1

@@ -1,0 +1,319 @@
+"""Permit claims (CWT, RFC 8392) and the verified permit object.
+
+Claim map (integer keys; see docs/permit-format.md for the full profile)::
+
+    1 iss tstr   4 exp int?   5 nbf int?   6 iat int   7 cti bstr(16)
+    -1 type tstr     -2 site tstr     -3 gate groups [tstr]   -4 slot [start, duration]
+    -5 party uint    -6 holder [initials tstr, doc digits tstr, hash bstr]
+    -7 health tstr   -8 route tstr?   -9 departure int?
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+CLAIM_ISS: Final = 1
+CLAIM_EXP: Final = 4
+CLAIM_NBF: Final = 5
+CLAIM_IAT: Final = 6
+CLAIM_CTI: Final = 7
+CLAIM_TYPE: Final = -1
+CLAIM_SITE: Final = -2
+CLAIM_GATES: Final = -3
+CLAIM_SLOT: Final = -4
+CLAIM_PARTY: Final = -5
+CLAIM_HOLDER: Final = -6
+CLAIM_HEALTH: Final = -7
+CLAIM_ROUTE: Final = -8
+CLAIM_DEPARTURE: Final = -9
+#: Claims in this range are optional extensions that verifiers ignore; any other
+#: unknown claim makes the permit ``bad_claims`` (it might restrict what we would allow).
+IGNORED_CLAIMS = range(-199, -99)
+
+KNOWN_CLAIMS: Final = frozenset(
+    {
+        CLAIM_ISS,
+        CLAIM_EXP,
+        CLAIM_NBF,
+        CLAIM_IAT,
+        CLAIM_CTI,
+        CLAIM_TYPE,
+        CLAIM_SITE,
+        CLAIM_GATES,
+        CLAIM_SLOT,
+        CLAIM_PARTY,
+        CLAIM_HOLDER,
+        CLAIM_HEALTH,
+        CLAIM_ROUTE,
+        CLAIM_DEPARTURE,
+    }
+)
+
+#: Permit types known today; the format accepts any identifier (extensible).
+PERMIT_TYPES: Final = ("umrah", "haram-prayer", "nabawi-visit", "rawdah", "bus")
+PERMIT_ID_LEN: Final = 16
+MAX_PARTY: Final = 64
+HOLDER_HASH_LEN: Final = 4
+MAX_GATE_GROUPS: Final = 16
+IDENT_RE: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_INITIALS_RE: Final = re.compile(r"[A-Z]{0,4}")
+_DIGITS_RE: Final = re.compile(r"[0-9A-Z]{0,6}")
+_TIME_MAX: Final = 2**40
+MAX_SLOT_S: Final = 31 * 86400
+
+
+def permit_hash(permit_id: bytes) -> str:
+    """``sha256(permit_id)[:16].hex()``: the permit's id everywhere outside verifier/."""
+    return hashlib.sha256(permit_id).digest()[:16].hex()
+
+
+def normalize_document_number(doc_number: str) -> str:
+    """Upper case, spaces and dashes removed: what the holder hash is computed over."""
+    return "".join(ch for ch in doc_number.upper() if ch not in " -\t")
+
+
+def holder_hash(permit_id: bytes, doc_number: str) -> bytes:
+    """Salted hash binding a permit to an ID document without carrying its number.
+
+    ``SHA-256("gatepass-holder/1" || permit_id || normalized doc number)[:4]``: the random
+    permit id is the salt, so the same passport gives unrelated hashes on two permits.
+    """
+    data = b"gatepass-holder/1" + permit_id + normalize_document_number(doc_number).encode()
+    return hashlib.sha256(data).digest()[:HOLDER_HASH_LEN]
+
+
+@dataclass(frozen=True)
+class VerifiedPermit:
+    """A permit whose signature, key scope and validity were checked. Only verify_at makes one."""
+
+    permit_id: bytes
+    ph: str
+    issuer: str
+    issued_at: int
+    ptype: str
+    site: str
+    gate_groups: tuple[str, ...]
+    slot_start: int
+    slot_end: int
+    party: int
+    holder_initials: str
+    holder_doc_digits: str
+    holder_hash: bytes
+    health: str
+    route: str | None
+    departure: int | None
+    kid: bytes
+    alg: str
+    expires_at: int | None = None
+    not_before: int | None = None
+
+    def holder_matches(self, doc_number: str) -> bool:
+        """True when ``doc_number`` is the ID document this permit was issued for."""
+        if not self.holder_hash:
+            return False
+        return holder_hash(self.permit_id, doc_number) == self.holder_hash
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (bytes as hex)."""
+        return {
+            "permit_id": self.permit_id.hex(),
+            "ph": self.ph,
+            "issuer": self.issuer,
+            "issued_at": self.issued_at,
+            "ptype": self.ptype,
+            "site": self.site,
+            "gate_groups": list(self.gate_groups),
+            "slot_start": self.slot_start,
+            "slot_end": self.slot_end,
+            "party": self.party,
+            "holder_initials": self.holder_initials,
+            "holder_doc_digits": self.holder_doc_digits,
+            "holder_hash": self.holder_hash.hex(),
+            "health": self.health,
+            "route": self.route,
+            "departure": self.departure,
+            "kid": self.kid.hex(),
+            "alg": self.alg,
+            "expires_at": self.expires_at,
+            "not_before": self.not_before,
+        }
+
+
+class ClaimsInvalid(ValueError):
+    """Signed claims that do not follow the profile (raised inside verifier only)."""
+
+
+# Identifiers already checked: sites, types, issuers and gate groups repeat on every
+# permit, so a set lookup replaces the regex on the hot path. Bounded: cleared when full.
+_known_idents: set[str] = set()
+_KNOWN_IDENTS_MAX: Final = 4096
+
+
+def _is_ident(v: Any) -> bool:
+    if type(v) is str and v in _known_idents:
+        return True
+    if type(v) is not str or not IDENT_RE.fullmatch(v):
+        return False
+    if len(_known_idents) >= _KNOWN_IDENTS_MAX:
+        _known_idents.clear()
+    _known_idents.add(v)
+    return True
+
+
+def _ident(claims: Mapping[Any, Any], key: int, name: str) -> str:
+    v = claims.get(key)
+    if not _is_ident(v):
+        raise ClaimsInvalid(f"{name} must be an identifier of 1-64 [A-Za-z0-9_.-]")
+    return v  # type: ignore[no-any-return]
+
+
+def _time(v: Any, name: str) -> int:
+    if type(v) is not int or not 0 <= v < _TIME_MAX:
+        raise ClaimsInvalid(f"{name} must be an integer time")
+    return v
+
+
+def _opt_ident(v: Any, name: str) -> str | None:
+    if v is None:
+        return None
+    if not _is_ident(v):
+        raise ClaimsInvalid(f"{name} must be an identifier of 1-64 [A-Za-z0-9_.-]")
+    return v  # type: ignore[no-any-return]
+
+
+def _opt_time(v: Any, name: str) -> int | None:
+    return None if v is None else _time(v, name)
+
+
+def decode_claims(claims: Any, kid: bytes, alg: str) -> VerifiedPermit:
+    """Turn a verified claims map into a :class:`VerifiedPermit`; raise :class:`ClaimsInvalid`.
+
+    Written for speed (it runs on every scan): one pass of direct checks, no helpers on
+    the common path.
+    """
+    if type(claims) is not dict:
+        raise ClaimsInvalid("claims must be a map")
+    if claims.keys() - KNOWN_CLAIMS:
+        for k in claims:
+            if k not in KNOWN_CLAIMS and not (type(k) is int and k in IGNORED_CLAIMS):
+                raise ClaimsInvalid(f"unknown claim {k!r}")
+    get = claims.get
+    cti = get(CLAIM_CTI)
+    if type(cti) is not bytes or len(cti) != PERMIT_ID_LEN:
+        raise ClaimsInvalid(f"cti (permit id) must be {PERMIT_ID_LEN} bytes")
+    iss, ptype, site, health = get(CLAIM_ISS), get(CLAIM_TYPE), get(CLAIM_SITE), get(CLAIM_HEALTH)
+    if not (_is_ident(iss) and _is_ident(ptype) and _is_ident(site) and _is_ident(health)):
+        raise ClaimsInvalid("iss, type, site and health must be identifiers [A-Za-z0-9_.-]{1,64}")
+    iat = get(CLAIM_IAT)
+    if type(iat) is not int or not 0 <= iat < _TIME_MAX:
+        raise ClaimsInvalid("iat must be an integer time")
+    slot = get(CLAIM_SLOT)
+    if type(slot) is not list or len(slot) != 2:
+        raise ClaimsInvalid("slot must be [start, duration]")
+    slot_start, duration = slot
+    if type(slot_start) is not int or not 0 <= slot_start < _TIME_MAX:
+        raise ClaimsInvalid("slot start must be an integer time")
+    if type(duration) is not int or not 0 < duration <= MAX_SLOT_S:
+        raise ClaimsInvalid(f"slot duration must be 1-{MAX_SLOT_S} seconds")
+    gates = get(CLAIM_GATES)
+    if (
+        type(gates) is not list
+        or not 0 < len(gates) <= MAX_GATE_GROUPS
+        or not all(_is_ident(g) for g in gates)
+    ):
+        raise ClaimsInvalid("gate groups must be a list of 1-16 identifiers")
+    party = get(CLAIM_PARTY)
+    if type(party) is not int or not 1 <= party <= MAX_PARTY:
+        raise ClaimsInvalid(f"party must be an integer in [1, {MAX_PARTY}]")
+    holder = get(CLAIM_HOLDER)
+    if type(holder) is not list or len(holder) != 3:
+        raise ClaimsInvalid("holder must be [initials, document digits, hash]")
+    initials, digits, hashed = holder
+    if (
+        type(initials) is not str
+        or not (initials == "" or _INITIALS_RE.fullmatch(initials))
+        or type(digits) is not str
+        or not (digits == "" or _DIGITS_RE.fullmatch(digits))
+        or type(hashed) is not bytes
+        or len(hashed) not in (0, HOLDER_HASH_LEN)
+    ):
+        raise ClaimsInvalid("holder must be [0-4 capitals, 0-6 capitals/digits, 4-byte hash|empty]")
+    exp, nbf = get(CLAIM_EXP), get(CLAIM_NBF)
+    route, departure = get(CLAIM_ROUTE), get(CLAIM_DEPARTURE)
+    # The frozen dataclass __init__ spends ~2 µs on 20 object.__setattr__ calls; every
+    # field is validated above, so fill the instance dict in one call instead.
+    permit = object.__new__(VerifiedPermit)
+    permit.__dict__.update(
+        permit_id=cti,
+        ph=hashlib.sha256(cti).digest()[:16].hex(),
+        issuer=iss,
+        issued_at=iat,
+        ptype=ptype,
+        site=site,
+        gate_groups=tuple(gates),
+        slot_start=slot_start,
+        slot_end=slot_start + duration,
+        party=party,
+        holder_initials=initials,
+        holder_doc_digits=digits,
+        holder_hash=hashed,
+        health=health,
+        route=None if route is None else _opt_ident(route, "route"),
+        departure=None if departure is None else _time(departure, "departure"),
+        kid=kid,
+        alg=alg,
+        expires_at=None if exp is None else _time(exp, "exp"),
+        not_before=None if nbf is None else _time(nbf, "nbf"),
+    )
+    return permit
+
+
+def encode_claims(
+    *,
+    issuer: str,
+    permit_id: bytes,
+    issued_at: int,
+    expires_at: int | None,
+    ptype: str,
+    site: str,
+    gate_groups: tuple[str, ...],
+    slot_start: int,
+    slot_end: int,
+    party: int,
+    holder_initials: str = "",
+    holder_doc_digits: str = "",
+    holder_hash_: bytes = b"",
+    health: str = "ok",
+    route: str | None = None,
+    departure: int | None = None,
+    not_before: int | None = None,
+) -> bytes:
+    """CBOR claims for a permit, validated by the same rules the verifier applies."""
+    import cbor2
+
+    claims: dict[int, Any] = {
+        CLAIM_ISS: issuer,
+        CLAIM_IAT: issued_at,
+        CLAIM_CTI: permit_id,
+        CLAIM_TYPE: ptype,
+        CLAIM_SITE: site,
+        CLAIM_GATES: list(gate_groups),
+        CLAIM_SLOT: [slot_start, slot_end - slot_start],
+        CLAIM_PARTY: party,
+        CLAIM_HOLDER: [holder_initials, holder_doc_digits, holder_hash_],
+        CLAIM_HEALTH: health,
+    }
+    if expires_at is not None:
+        claims[CLAIM_EXP] = expires_at
+    if not_before is not None:
+        claims[CLAIM_NBF] = not_before
+    if route is not None:
+        claims[CLAIM_ROUTE] = route
+    if departure is not None:
+        claims[CLAIM_DEPARTURE] = departure
+    decode_claims(claims, b"", "")  # same validation as verification: never issue a dud
+    return cbor2.dumps(claims, canonical=True)

@@ -1,0 +1,163 @@
+"""``verify_at``: parse, then verify the signature, then apply policy, at a given time.
+
+Order of checks (the first failure is the reason): size, prefix, Base45, zlib, COSE
+shape, algorithm, key lookup, signature, claims, key scope, key validity, issued in
+the future, revoked, not yet valid, expired, slot window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final, cast
+
+import cbor2
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from verifier import cose, envelope
+from verifier.errors import PermitRefused, Reason
+from verifier.keys import TrustedKey
+from verifier.permit import ClaimsInvalid, VerifiedPermit, decode_claims
+from verifier.revocation import RevocationSet
+from verifier.trust import TrustStore
+
+#: How far a permit's issued-at may lie ahead of the gate's clock (issuer clock skew).
+MAX_CLOCK_SKEW_S: Final = 300
+_ECDSA_SHA256: Final = ec.ECDSA(hashes.SHA256())
+_HEADER_CACHE_MAX: Final = 256
+#: protected header bytes -> (alg, kid); issuers reuse a handful of headers.
+_header_cache: dict[bytes, tuple[int, bytes]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class SlotWindow:
+    """Grace around a permit's slot: admit from ``start - early_s`` to ``end + late_s``."""
+
+    early_s: int = 0
+    late_s: int = 0
+
+
+def _header(protected_raw: bytes) -> tuple[int, bytes]:
+    hit = _header_cache.get(protected_raw)
+    if hit is not None:
+        return hit
+    try:
+        header = cose.decode_protected(protected_raw)
+    except cose.CoseError as exc:
+        raise PermitRefused(Reason.BAD_COSE, str(exc)) from None
+    if set(header) - {cose.HDR_ALG, cose.HDR_KID}:
+        raise PermitRefused(Reason.BAD_COSE, "protected header may hold only alg and kid")
+    alg, kid = header.get(cose.HDR_ALG), header.get(cose.HDR_KID)
+    if type(alg) is not int or alg not in (cose.ALG_ES256, cose.ALG_EDDSA):
+        raise PermitRefused(Reason.BAD_ALGORITHM, f"algorithm {alg!r} is not ES256 or EdDSA")
+    if type(kid) is not bytes or not 0 < len(kid) <= 32:
+        raise PermitRefused(Reason.BAD_COSE, "kid must be 1-32 bytes in the protected header")
+    if len(_header_cache) >= _HEADER_CACHE_MAX:
+        _header_cache.clear()  # hostile variety only costs re-decoding
+    _header_cache[protected_raw] = (alg, kid)
+    return alg, kid
+
+
+def _verifies(alg: int, key: TrustedKey, signature: bytes, message: bytes) -> bool:
+    if alg == cose.ALG_ES256:
+        if len(signature) != 64:
+            return False
+        der = encode_dss_signature(
+            int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+        )
+        try:
+            cast(ec.EllipticCurvePublicKey, key.public).verify(der, message, _ECDSA_SHA256)
+        except InvalidSignature:
+            return False
+        return True
+    try:
+        cose.verify_signature(alg, key.public, signature, message)
+    except (cose.CoseSignatureError, cose.CoseAlgorithmError):
+        return False
+    return True
+
+
+def verify_at(
+    raw: str | bytes,
+    now: float,
+    *,
+    trust: TrustStore,
+    revocations: RevocationSet | None = None,
+    window: SlotWindow | None = None,
+) -> VerifiedPermit:
+    """Verify permit text ``raw`` at time ``now`` (seconds since the epoch, UTC).
+
+    Returns the :class:`VerifiedPermit` or raises :class:`PermitRefused` with a reason.
+    Without ``window`` the slot is not checked (only the permit's nbf/exp are).
+    """
+    cose_bytes = envelope.unwrap(raw)
+    try:  # the protected header is decoded (and cached) by _header, not here
+        protected_raw, payload, signature = cose.split_sign1_strict(cose_bytes)
+    except cose.CoseError as exc:
+        raise PermitRefused(Reason.BAD_COSE, str(exc)) from None
+    alg, kid = _header(protected_raw)
+    candidates = trust.permit_keys(kid)
+    if not candidates:
+        raise PermitRefused(Reason.UNKNOWN_KEY, f"no trusted permit key has kid {kid.hex()}")
+    message = cose.sig_structure(protected_raw, payload)
+    key: TrustedKey | None = None
+    fitting = 0
+    for candidate in candidates:  # colliding kids: try each
+        if candidate.alg != alg:
+            continue
+        fitting += 1
+        if _verifies(alg, candidate, signature, message):
+            key = candidate
+            break
+    if key is None:
+        if not fitting:
+            raise PermitRefused(
+                Reason.BAD_ALGORITHM, f"key {kid.hex()} is not a {cose.ALG_NAMES[alg]} key"
+            )
+        raise PermitRefused(Reason.BAD_SIGNATURE, "signature does not verify")
+    try:
+        claims: Any = cbor2.loads(payload, max_depth=4, allow_indefinite=False)
+        permit = decode_claims(claims, kid, key.alg_name)
+    except ClaimsInvalid as exc:
+        raise PermitRefused(Reason.BAD_CLAIMS, str(exc)) from None
+    except Exception as exc:  # a trusted issuer signed bytes cbor2 cannot decode
+        raise PermitRefused(
+            Reason.BAD_CLAIMS, f"claims are not CBOR ({type(exc).__name__})"
+        ) from None
+    if permit.issuer != key.issuer:
+        raise PermitRefused(
+            Reason.KEY_OUT_OF_SCOPE, f"key {kid.hex()} belongs to issuer {key.issuer!r}"
+        )
+    if key.ptypes is not None and permit.ptype not in key.ptypes:
+        raise PermitRefused(
+            Reason.KEY_OUT_OF_SCOPE, f"key {kid.hex()} may not sign {permit.ptype!r} permits"
+        )
+    if key.sites is not None and permit.site not in key.sites:
+        raise PermitRefused(
+            Reason.KEY_OUT_OF_SCOPE, f"key {kid.hex()} may not sign permits for {permit.site!r}"
+        )
+    if not key.not_before <= permit.issued_at <= key.not_after:
+        raise PermitRefused(
+            Reason.KEY_NOT_VALID, f"permit issued outside the validity of key {kid.hex()}"
+        )
+    if key.verify_until is not None and now > key.verify_until:
+        raise PermitRefused(Reason.KEY_NOT_VALID, f"key {kid.hex()} is retired")
+    if permit.issued_at > now + MAX_CLOCK_SKEW_S:
+        raise PermitRefused(Reason.ISSUED_IN_FUTURE, "issued after the gate's current time")
+    if revocations is not None and permit.permit_id in revocations:
+        raise PermitRefused(Reason.REVOKED, f"permit {permit.ph} is revoked")
+    if permit.not_before is not None and now < permit.not_before:
+        raise PermitRefused(Reason.NOT_YET_VALID, "permit not valid yet")
+    # Without exp the permit lasts as long as its slot plus the gate's late grace.
+    if permit.expires_at is not None and now >= permit.expires_at:
+        raise PermitRefused(Reason.EXPIRED, "permit expired")
+    if window is None and now >= permit.slot_end:
+        raise PermitRefused(Reason.EXPIRED, "permit's slot is over")
+    if window is not None:
+        if now < permit.slot_start - window.early_s:
+            raise PermitRefused(Reason.TOO_EARLY, "before the permit's slot")
+        if now > permit.slot_end + window.late_s:
+            raise PermitRefused(Reason.TOO_LATE, "after the permit's slot")
+    return permit
