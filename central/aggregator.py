@@ -21,7 +21,7 @@ import queue
 import ssl
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from types import TracebackType
@@ -50,7 +50,10 @@ log = logging.getLogger(__name__)
 
 JOIN_TIMEOUT_S: Final = 10.0
 STORE_RETRY_S: Final = 0.5
-EVENTS_PER_MESSAGE_GUESS: Final = 500  # to stop draining the queue before decoding
+EVENTS_PER_MESSAGE_GUESS: Final = 500  # a full batch message, to size the decoded queue
+
+#: Store kind of a gate's config document: this prefix + the gate id.
+GATE_CONFIG_PREFIX: Final = "gate_config."
 
 #: Topic and retain flag of each relayed document kind.
 RELAY_TOPICS: Final = {
@@ -109,6 +112,10 @@ class Aggregator:
         self._clock = clock
         self._max_events = max_batch_events
         self._queue: queue.Queue[tuple[str, bytes]] = queue.Queue(maxsize=queue_messages)
+        # decoded messages waiting for the store: a few transactions' worth at most
+        self._decoded: queue.Queue[list[GateEvent]] = queue.Queue(
+            maxsize=max(4, 2 * max_batch_events // EVENTS_PER_MESSAGE_GUESS)
+        )
         self._beacon_period = time_beacon_period_s
         self._used_stream = used_stream and signer is not None
         self._on_stored = on_stored
@@ -117,6 +124,8 @@ class Aggregator:
         self._client: mqtt.Client | None = None
         self._connected = False
         self._busy = False
+        self._storing = False
+        self._pipelined = store.pipelined
         self._closed = False
         self._lock = threading.Lock()  # counters below
         self._messages = 0
@@ -137,7 +146,9 @@ class Aggregator:
         self._client = client
         self._connect(client)
         client.loop_start()
-        self._spawn("central-store", self._store_loop)
+        self._spawn("central-decode", self._decode_loop)
+        if self._pipelined:
+            self._spawn("central-store", self._store_loop)
         if self._signer is not None:
             self._spawn("central-beacon", self._beacon_loop)
 
@@ -158,6 +169,21 @@ class Aggregator:
         self._relay(given.kind, given.raw)
         return given
 
+    def send_gate_config(self, gate: str, body: Mapping[str, Any], version: int) -> bytes:
+        """Sign a gate's config (rule sections) and publish it retained to that gate."""
+        if self._signer is None:
+            raise DownlinkError("this centre has no signing key for gate configs")
+        gate = topics.check_id(gate, "gate")
+        raw = self._signer.gate_config(gate, body, version, self._clock())
+        self._store.add_document(
+            kind=f"{GATE_CONFIG_PREFIX}{gate}", version=version, raw=raw,
+            summary=f"gate_config for {gate}: {', '.join(sorted(map(str, body)))[:200]}",
+            now=self._clock(),
+        )
+        self._publish(topics.config(gate), raw, qos=1, retain=True)
+        self.metrics.documents.labels(documents.KIND_GATE_CONFIG).inc()
+        return raw
+
     def stats(self) -> AggregatorStats:
         with self._lock:
             return AggregatorStats(
@@ -170,7 +196,7 @@ class Aggregator:
                 refused=self._refused,
                 acks_published=self._acks,
                 queued=self._queue.qsize(),
-                busy=self._busy,
+                busy=self._busy or self._storing or not self._decoded.empty(),
                 last_error=self._last_error,
             )
 
@@ -310,60 +336,93 @@ class Aggregator:
         t.start()
         self._threads.append(t)
 
-    def _store_loop(self) -> None:
+    def _decode_loop(self) -> None:
+        # Stage 1: decode (pure Python). With a pipelined store (PostgreSQL) stage 2 runs
+        # in its own thread and waits on the server while this one decodes. SQLite works
+        # inside this process and releases the GIL around every row, so a second thread
+        # would make each row wait for the interpreter's switch interval: store inline.
         while not self._stop.is_set():
             try:
-                first = self._queue.get(timeout=0.2)
+                topic, payload = self._queue.get(timeout=0.2)
             except queue.Empty:
                 continue
             self._busy = True
             try:
-                items = [first]
-                budget = self._max_events - EVENTS_PER_MESSAGE_GUESS
-                while budget > 0:
+                events = self._decode(topic, payload)
+                if self._pipelined:
+                    if events:
+                        self._hand_over(events)
+                    continue
+                while len(events) < self._max_events:
                     try:
-                        items.append(self._queue.get_nowait())
+                        topic, payload = self._queue.get_nowait()
                     except queue.Empty:
                         break
-                    budget -= EVENTS_PER_MESSAGE_GUESS
-                self.metrics.queue_depth.set(self._queue.qsize())
-                self._process(items)
-            except Exception as exc:  # a bug must not kill the only storing thread
+                    events.extend(self._decode(topic, payload))
+                if events:
+                    self._store_events(events)
+            except Exception as exc:  # a bug must not kill the decoding thread
                 log.exception("aggregator %s: unexpected error", self.client_id)
                 self._error(f"unexpected {type(exc).__name__}: {exc}")
             finally:
                 self._busy = False
+                self.metrics.queue_depth.set(self._queue.qsize())
 
-    def _process(self, items: list[tuple[str, bytes]]) -> None:
-        events: list[GateEvent] = []
-        for topic, payload in items:
+    def _hand_over(self, events: list[GateEvent]) -> None:
+        while not self._stop.is_set():
             try:
-                parsed = topics.parse_gate_topic(topic)
-            except TopicError as exc:
-                self._refuse("?", None, "bad_topic", str(exc))
+                self._decoded.put(events, timeout=0.5)
+                return
+            except queue.Full:
                 continue
-            self.metrics.messages.labels(parsed.leaf).inc()
-            with self._lock:
-                self._messages += 1
+
+    def _store_loop(self) -> None:
+        # Stage 2: store many decoded messages per transaction, then acknowledge.
+        while not self._stop.is_set():
             try:
-                if parsed.leaf == "events":
-                    batch = wire.decode_batch(payload, parsed.gate)
-                    events.extend(batch)
-                elif parsed.leaf == "status":
-                    st = wire.decode_status(payload, parsed.gate)
-                    self._store_retry(partial(
-                        self._store.set_gate_status, st.gate, st.state, st.t, now=self._clock()
-                    ))
-                elif parsed.leaf == "health":
-                    fields = wire.decode_health(payload, parsed.gate)
-                    self._store_retry(partial(
-                        self._store.set_gate_health, parsed.gate, fields, now=self._clock()
-                    ))
-            except WireError as exc:
-                kind = "gate_mismatch" if "does not match topic gate" in str(exc) else "bad_batch"
-                self._refuse(parsed.gate, None, kind, f"{parsed.leaf}: {exc}")
-        if events:
-            self._store_events(events)
+                events = self._decoded.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            self._storing = True
+            try:
+                while len(events) < self._max_events:
+                    try:
+                        events.extend(self._decoded.get_nowait())
+                    except queue.Empty:
+                        break
+                self._store_events(events)
+            except Exception as exc:  # a bug must not kill the only storing thread
+                log.exception("aggregator %s: unexpected error", self.client_id)
+                self._error(f"unexpected {type(exc).__name__}: {exc}")
+            finally:
+                self._storing = False
+
+    def _decode(self, topic: str, payload: bytes) -> list[GateEvent]:
+        try:
+            parsed = topics.parse_gate_topic(topic)
+        except TopicError as exc:
+            self._refuse("?", None, "bad_topic", str(exc))
+            return []
+        self.metrics.messages.labels(parsed.leaf).inc()
+        with self._lock:
+            self._messages += 1
+        try:
+            if parsed.leaf == "events":
+                return wire.decode_batch(payload, parsed.gate)
+            if parsed.leaf == "status":
+                st = wire.decode_status(payload, parsed.gate)
+                self._store_retry(partial(
+                    self._store.set_gate_status, st.gate, st.state, st.t, now=self._clock()
+                ))
+            elif parsed.leaf == "health":
+                fields = wire.decode_health(payload, parsed.gate)
+                self._store_retry(partial(
+                    self._store.set_gate_health, parsed.gate, fields, now=self._clock()
+                ))
+        except WireError as exc:
+            kind = "gate_mismatch" if "does not match topic gate" in str(exc) else "bad_batch"
+            self._refuse(parsed.gate, None, kind, f"{parsed.leaf}: {exc}")
+        return []
 
     def _store_events(self, events: list[GateEvent]) -> None:
         for i in range(0, len(events), self._max_events):
@@ -459,6 +518,16 @@ class Aggregator:
                 continue
             if raw is not None:
                 self._relay(kind, raw)
+        try:
+            kinds = {d.kind for d in self._store.documents()}
+        except StoreError as exc:
+            self._error(f"cannot list documents to republish: {exc}")
+            return
+        for kind in sorted(k for k in kinds if k.startswith(GATE_CONFIG_PREFIX)):
+            raw = self._store.latest_document(kind)
+            if raw is not None:
+                gate = kind[len(GATE_CONFIG_PREFIX):]
+                self._publish(topics.config(gate), raw, qos=1, retain=True)
 
     def _error(self, message: str) -> None:
         with self._lock:

@@ -1,8 +1,10 @@
 """Signed documents the centre sends down to gates.
 
-The centre signs two kinds itself with its own key (root or ``central`` role):
+The centre signs three kinds itself with its own key (root or ``central`` role):
 
 - ``time_beacon``: version = milliseconds since the epoch, body ``{"t": seconds}``;
+- ``gate_config``: version chosen by the operator, body = the rule sections plus
+  ``"gate": G``, retained on ``gp/v1/gates/{G}/config``;
 - ``used_permits``: version = microseconds since the epoch (every worker's clock, so
   versions from several workers interleave but never repeat within one), body
   ``{"site": S, "used": [[ph, gate, t], ...]}``: permits admitted at that site.
@@ -14,7 +16,7 @@ centre's trust store first, so the centre never republishes garbage under its na
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +47,15 @@ class DownlinkSigner:
     def time_beacon(self, now: float) -> bytes:
         return documents.sign_document(
             documents.KIND_TIME_BEACON, {"t": float(now)}, int(now * 1000), self.key,
+            issued_at=int(now),
+        )
+
+    def gate_config(
+        self, gate: str, body: Mapping[str, Any], version: int, now: float
+    ) -> bytes:
+        """A gate's config; the body names the gate so another gate refuses it."""
+        return documents.sign_document(
+            documents.KIND_GATE_CONFIG, {**dict(body), "gate": gate}, version, self.key,
             issued_at=int(now),
         )
 

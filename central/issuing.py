@@ -25,9 +25,21 @@ from verifier.issue import IssuedPermit, issue_permit
 from verifier.keys import SigningKey
 
 MAX_BATCH = 1_000_000
+#: A printable sheet is for paper permits; past this many the sheet is not written
+#: (it would hold every record in memory and print thousands of pages).
+MAX_SHEET = 5_000
 CSV_COLUMNS = (
-    "initials", "doc_number", "party", "gate_groups", "ptype", "site",
-    "slot_start", "slot_end", "health", "route", "departure",
+    "initials",
+    "doc_number",
+    "party",
+    "gate_groups",
+    "ptype",
+    "site",
+    "slot_start",
+    "slot_end",
+    "health",
+    "route",
+    "departure",
 )
 
 
@@ -92,8 +104,9 @@ def _time(value: str, column: str, line: int) -> int:
     return int(when.timestamp())
 
 
-def read_holders_csv(text: str, defaults: PermitRequest, *, max_rows: int = MAX_BATCH
-                     ) -> list[PermitRequest]:
+def read_holders_csv(
+    text: str, defaults: PermitRequest, *, max_rows: int = MAX_BATCH
+) -> list[PermitRequest]:
     """Requests from a CSV with a header row; any column of ``CSV_COLUMNS`` may be given,
     the rest come from ``defaults``. ``gate_groups`` separates groups with ``;``."""
     reader = csv.DictReader(io.StringIO(text))
@@ -136,16 +149,25 @@ def issue_batch(
     issuer: str,
     issued_at: int,
     requests: Iterable[PermitRequest],
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> Iterator[IssuedRecord]:
     """Sign each request; ``progress(1)`` after each. Raises :class:`IssueRequestInvalid`."""
     for n, req in enumerate(requests, 1):
         try:
             permit = issue_permit(
-                key, issuer=issuer, issued_at=issued_at, ptype=req.ptype, site=req.site,
-                slot=(req.slot_start, req.slot_end), party=req.party,
-                gate_groups=req.gate_groups, initials=req.initials, doc_number=req.doc_number,
-                health=req.health, route=req.route, departure=req.departure,
+                key,
+                issuer=issuer,
+                issued_at=issued_at,
+                ptype=req.ptype,
+                site=req.site,
+                slot=(req.slot_start, req.slot_end),
+                party=req.party,
+                gate_groups=req.gate_groups,
+                initials=req.initials,
+                doc_number=req.doc_number,
+                health=req.health,
+                route=req.route,
+                departure=req.departure,
             )
         except ValueError as exc:
             raise IssueRequestInvalid(f"permit {n}: {exc}") from None
@@ -187,7 +209,9 @@ def render_sheet(records: Iterable[IssuedRecord], *, title: str = "gatepass perm
             buf, kind="svg", scale=3, border=4, xmldecl=False, svgns=True
         )
         rows = [
-            ("Type", r.ptype), ("Site", r.site), ("Gates", ", ".join(r.gate_groups)),
+            ("Type", r.ptype),
+            ("Site", r.site),
+            ("Gates", ", ".join(r.gate_groups)),
             ("Slot", f"{_when(r.slot_start)} – {_when(r.slot_end)[11:]}"),
             ("Party", str(r.party)),
             ("Holder", f"{r.initials} …{(r.doc_number or '')[-4:]}".strip()),
@@ -196,18 +220,20 @@ def render_sheet(records: Iterable[IssuedRecord], *, title: str = "gatepass perm
             rows.append(("Route", r.route))
         if r.departure is not None:
             rows.append(("Departure", _when(r.departure)))
-        details = "".join(
-            f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in rows
-        )
+        details = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in rows)
         cards.append(
             f'<article class="card"><div class="qr">{buf.getvalue().decode()}</div>'
-            f"<dl>{details}</dl><p class=\"ph\">{rec.permit.ph}</p></article>"
+            f'<dl>{details}</dl><p class="ph">{rec.permit.ph}</p></article>'
         )
     return template.substitute(title=html.escape(title), cards="\n".join(cards))
 
 
 def write_outputs(
-    records: Iterable[IssuedRecord], out: Path, *, png: bool = True, svg: bool = True,
+    records: Iterable[IssuedRecord],
+    out: Path,
+    *,
+    png: bool = True,
+    svg: bool = True,
     sheet: bool = True,
 ) -> int:
     """Write ``permits.jsonl``, QR images and ``sheet.html`` under ``out``; return the count."""

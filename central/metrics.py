@@ -95,7 +95,7 @@ class StoreCollector(Collector):
         conflicts = GaugeMetricFamily(
             "gatepass_conflicts_open", "admissions flagged for review"
         )
-        conflicts.add_metric([], len(self._store.conflicts(limit=100_000)))
+        conflicts.add_metric([], self._store.conflict_count())
         yield admitted
         yield events
         yield online

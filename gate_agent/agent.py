@@ -51,6 +51,7 @@ _ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_PAYLOAD_CHARS = 4096  # permits are a few hundred characters; anything longer is junk
 RECENT = 20
 PENDING_TTL_S = 120.0  # a group awaiting its head count is forgotten after this
+PENDING_MAX = 32
 OVERRIDE_LINK_S = 120.0  # an override right after a refusal applies to that permit
 NOTE_MAX = 500
 TIME_NOTE_MIN = 5
@@ -193,6 +194,8 @@ class GateAgent:
         self._fps = 0.0
         self._decode_ms: collections.deque[float] = collections.deque(maxlen=101)
         self._frame_times: collections.deque[float] = collections.deque(maxlen=120)
+        #: Last applied version per downlink line (seeds sync after a restart).
+        self.downlink_versions: dict[str, int] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._closed = False
@@ -474,6 +477,8 @@ class GateAgent:
         now = self._mono()
         for k in [k for k, p in self._pending.items() if now - p.created_mono > PENDING_TTL_S]:
             del self._pending[k]
+        while len(self._pending) >= PENDING_MAX:  # oldest first: dicts keep insertion order
+            del self._pending[next(iter(self._pending))]
 
     # -- sync callbacks ----------------------------------------------------------------
 

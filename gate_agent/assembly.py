@@ -7,6 +7,7 @@ agent threads first, then outputs, source and ledger.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from gate_agent.clock import TrustedClock
 from gate_agent.config import AgentConfig
 from gate_agent.ledger import Ledger
 from gate_agent.trust import GateTrust
+
+log = logging.getLogger(__name__)
 
 
 def clock_from_config(cfg: AgentConfig, **sources: Callable[[], Any]) -> TrustedClock:
@@ -64,6 +67,8 @@ def assemble(
         if outputs is None and with_outputs:
             from hardware.outputs import open_outputs
 
+            if cfg.outputs is None:
+                log.warning("no [outputs] in the config: using simulated outputs (no turnstile)")
             outputs = open_outputs(cfg.outputs)
             stack.callback(outputs.close)
         agent = GateAgent(
@@ -71,4 +76,7 @@ def assemble(
             source=source, decoder=decoder, outputs=outputs, verify=verify,
         )
         stack.callback(agent.close)
+        from gate_agent.uplink import restore_documents
+
+        agent.downlink_versions = restore_documents(agent)
         yield agent

@@ -36,9 +36,9 @@ class Debouncer:
             last = self._last_seen.get(code.data)
             # Seen recently: still the same presentation; refresh so a permit held
             # up for a long time is never re-admitted while in view.
-            if last is None or now - last > self.hold_off_s:
-                if all(c.data != code.data for c in fresh):
-                    fresh.append(code)
+            is_new = last is None or now - last > self.hold_off_s
+            if is_new and all(c.data != code.data for c in fresh):
+                fresh.append(code)
             self._last_seen[code.data] = now
         self._expire(now)
         return fresh

@@ -160,9 +160,15 @@ class ZxingDecoder:
         )
 
     def raw(self, gray: Gray, **overrides: Any) -> list[Any]:
-        """zxing-cpp's own results for a grayscale image (valid and, if asked, errors)."""
+        """zxing-cpp's own results for a grayscale image (valid and, if asked, errors).
+
+        ``overrides`` replace the constructor's options for this call; ``binarizer`` is
+        given by name.
+        """
         if gray.size == 0:
             return []
+        if "binarizer" in overrides:
+            overrides["binarizer"] = getattr(self._zx.Binarizer, overrides["binarizer"])
         kwargs = {**self._kwargs, **overrides}
         return list(self._zx.read_barcodes(gray, **kwargs))
 
@@ -231,7 +237,8 @@ class PyzbarDecoder:
         try:
             zw.zbar_image_set_format(image, self._Y800)
             zw.zbar_image_set_size(image, w, h)
-            zw.zbar_image_set_data(image, ctypes.cast(buf, ctypes.c_void_p), len(buf), None)
+            data_ptr = ctypes.cast(ctypes.c_char_p(buf), ctypes.c_void_p)
+            zw.zbar_image_set_data(image, data_ptr, len(buf), None)
             n = zw.zbar_scan_image(self._scanner, image)
             out: list[Code] = []
             if n <= 0:
@@ -335,11 +342,16 @@ def _roi_around(corners: Sequence[Point], shape: tuple[int, ...], pad: float = 0
                 min(int(max(xs) + m) + 1, w), min(int(max(ys) + m) + 1, h))
 
 
+def _inside(code: Code, roi: _Roi) -> bool:
+    centre = code.center
+    return centre is not None and roi.x0 <= centre[0] < roi.x1 and roi.y0 <= centre[1] < roi.y1
+
+
 def _sharpen(gray: Gray, sigma: float) -> Gray:
     import cv2
 
     blurred = cv2.GaussianBlur(gray, (0, 0), sigma)
-    return cv2.addWeighted(gray, 2.5, blurred, -1.5, 0)  # type: ignore[no-any-return]
+    return np.asarray(cv2.addWeighted(gray, 2.5, blurred, -1.5, 0), dtype=np.uint8)
 
 
 class CascadeDecoder:
@@ -403,6 +415,13 @@ class CascadeDecoder:
         codes, likely = self._first_pass(gray)
         if codes:
             self.last_step = "first"
+            # Another person's code beside the one read: retry only where zxing-cpp saw
+            # finder patterns away from the codes it already read.
+            for corners in likely[:2]:
+                roi = _roi_around(corners, gray.shape)
+                if any(_inside(c, roi) for c in codes) or roi.empty:
+                    continue
+                codes += self._retry(gray, roi, True)
         else:
             regions = self._likely_regions(gray, likely)
             for roi, full in regions:
@@ -469,7 +488,7 @@ class CascadeDecoder:
         crop = np.ascontiguousarray(gray[roi.y0:roi.y1, roi.x0:roi.x1])
         side = max(crop.shape)
         zx = self._zx
-        hist = zx._zx.Binarizer.GlobalHistogram
+        hist = "GlobalHistogram"
 
         def attempt(img: Gray, scale: float = 1.0, **kw: Any) -> list[Code]:
             return zx.codes(zx.raw(img, **kw), dx=roi.x0, dy=roi.y0, scale=scale)

@@ -18,7 +18,9 @@ only the permit hash.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 import uuid
@@ -72,6 +74,13 @@ CREATE TABLE IF NOT EXISTS trips (
     opened_at REAL NOT NULL,
     closed_at REAL
 );
+CREATE TABLE IF NOT EXISTS downlink (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    line TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    raw BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS site_used (
     ph TEXT NOT NULL,
     gate TEXT NOT NULL,
@@ -79,6 +88,23 @@ CREATE TABLE IF NOT EXISTS site_used (
     PRIMARY KEY (ph, gate)
 );
 """
+
+
+def _exclusive(path: Path) -> int:
+    """Hold ``<ledger>.lock`` so two agents never decide on one ledger at the same time.
+
+    Usage is read before the write transaction; a second process could otherwise admit
+    the same permit in between. The kernel drops the lock when the process dies.
+    """
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise LedgerError(
+            f"ledger {path} is in use by another gatepass process: stop it or use another file"
+        ) from None
+    return fd
 
 
 class OutboxWriter(Protocol):
@@ -117,13 +143,16 @@ class Ledger:
         self.site = site
         self._outbox = outbox
         self._lock = threading.RLock()
+        self._lock_fd: int | None = None
         try:
             if str(path) != ":memory:":
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._lock_fd = _exclusive(self.path)
             self._conn = sqlite3.connect(
                 str(path), timeout=timeout_s, isolation_level=None, check_same_thread=False
             )
         except (sqlite3.Error, OSError) as exc:
+            self._unlock()
             raise LedgerError(
                 f"cannot open ledger {path}: {exc} (check the directory exists and is writable)"
             ) from None
@@ -132,8 +161,14 @@ class Ledger:
             self._setup()
         except BaseException:
             self._conn.close()
+            self._unlock()
             self._closed = True
             raise
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
 
     def _setup(self) -> None:
         c = self._conn
@@ -183,6 +218,7 @@ class Ledger:
             if not self._closed:
                 self._closed = True
                 self._conn.close()
+                self._unlock()
 
     def __enter__(self) -> Ledger:
         return self
@@ -285,6 +321,31 @@ class Ledger:
             return c.total_changes - before
 
         return self._transaction(work)
+
+    def save_document(self, *, line: str, kind: str, version: int, raw: bytes) -> None:
+        """Keep a signed downlink document so a restarted gate re-applies it offline.
+
+        Per ``line`` (trust_list, revocations, gate_config) only what is needed to rebuild
+        the state is kept: the last document, or for revocations the last snapshot and
+        the deltas after it.
+        """
+
+        def work(c: sqlite3.Connection) -> None:
+            if line != "revocations" or kind == "revocation_snapshot":
+                c.execute("DELETE FROM downlink WHERE line = ?", (line,))
+            c.execute(
+                "INSERT INTO downlink (line, kind, version, raw) VALUES (?, ?, ?, ?)",
+                (line, kind, int(version), bytes(raw)),
+            )
+
+        self._transaction(work)
+
+    def documents(self) -> list[tuple[str, str, int, bytes]]:
+        """Saved downlink documents in arrival order: (line, kind, version, raw)."""
+        return [
+            (str(r[0]), str(r[1]), int(r[2]), bytes(r[3]))
+            for r in self._read("SELECT line, kind, version, raw FROM downlink ORDER BY seq")
+        ]
 
     def _transaction(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         with self._lock:

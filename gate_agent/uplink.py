@@ -19,6 +19,8 @@ from gate_agent.config import config_from_dict
 from gate_agent.errors import ConfigError
 from sync.downlink import DownlinkItem
 from sync.facade import GateSync
+from verifier.documents import read_document
+from verifier.errors import DocumentRefused, Reason
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +74,22 @@ class _Callbacks:
             log.warning("downlink %s v%d not applied: %s", kind, item.version, exc)
             raise
 
+    def _save(self, line: str, item: DownlinkItem) -> None:
+        # Kept in the ledger file so a gate restarted without network still knows it.
+        self.agent.ledger.save_document(line=line, kind=item.kind, version=item.version,
+                                        raw=item.raw)
+
     def trust_list(self, item: DownlinkItem) -> None:
         # sync installed it into the agent's TrustStore already (same object).
+        self._save("trust_list", item)
         self.agent.on_trust_changed()
 
     def revocations(self, item: DownlinkItem) -> None:
-        self._guard("revocations", lambda i: self.agent.on_revocations(i.raw), item)
+        def apply(i: DownlinkItem) -> None:
+            self.agent.on_revocations(i.raw)
+            self._save("revocations", i)
+
+        self._guard("revocations", apply, item)
 
     def time_beacon(self, item: DownlinkItem) -> None:
         def apply(i: DownlinkItem) -> None:
@@ -89,15 +101,44 @@ class _Callbacks:
         self._guard("time_beacon", apply, item)
 
     def config(self, item: DownlinkItem) -> None:
-        self._guard("gate_config", lambda i: remote_config(self.agent, i.body), item)
+        def apply(i: DownlinkItem) -> None:
+            remote_config(self.agent, i.body)
+            self._save("gate_config", i)
+
+        self._guard("gate_config", apply, item)
 
     def used(self, item: DownlinkItem) -> None:
         self._guard("used_permits", lambda i: self.agent.on_used_permits(used_items(i.body)),
                     item)
 
 
+def restore_documents(agent: GateAgent) -> dict[str, int]:
+    """Re-apply the downlink documents saved in the ledger; return versions per line.
+
+    Each is verified again. One that is refused (older than the bundle's, or signed by a
+    key no longer trusted) is skipped and logged: the gate starts anyway.
+    """
+    versions: dict[str, int] = {}
+    for line, kind, version, raw in agent.ledger.documents():
+        try:
+            if line == "trust_list":
+                agent.trust.apply_trust_list(raw)
+            elif line == "revocations":
+                agent.trust.apply_revocations(raw)
+            elif line == "gate_config":
+                remote_config(agent, read_document(raw, (kind,), agent.trust.store).body)
+            else:
+                continue
+        except (DocumentRefused, ConfigError) as exc:
+            log.warning("saved %s v%d not re-applied: %s", line, version, exc)
+            if not (isinstance(exc, DocumentRefused) and exc.reason == Reason.ROLLBACK):
+                continue
+        versions[line] = max(versions.get(line, 0), version)
+    return versions
+
+
 @contextlib.contextmanager
-def open_sync(agent: GateAgent) -> Iterator[GateSync]:
+def open_sync(agent: GateAgent, versions: dict[str, int] | None = None) -> Iterator[GateSync]:
     """Start ``GateSync`` for ``agent`` per its ``[broker]`` config; close it on exit."""
     cfg = agent.config
     if cfg.broker is None:
@@ -107,6 +148,7 @@ def open_sync(agent: GateAgent) -> Iterator[GateSync]:
         gate_id=cfg.gate, site=cfg.site, db_path=agent.ledger.path, broker=cfg.broker,
         trust=agent.trust.store, on_trust_list=cb.trust_list, on_revocations=cb.revocations,
         on_time_beacon=cb.time_beacon, on_config=cb.config, on_used_permits=cb.used,
+        versions=versions,
     )
     agent.sync = sync
     try:

@@ -39,6 +39,11 @@ class OpenCVSourceConfig(_Model):
         description="What a failed read means: 'stop' ends the source, 'reconnect' reopens it; "
         "'auto' stops for video files and reconnects for cameras and streams.",
     )
+    drop_stale: bool | None = Field(
+        default=None,
+        description="Read on a grabber thread and deliver only the newest frame; None = yes "
+        "for cameras and streams, no for video files.",
+    )
     reconnect_delay_s: float = Field(
         default=1.0, gt=0, description="First wait before reopening a dropped camera."
     )

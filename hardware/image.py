@@ -68,10 +68,11 @@ def _to_uint8(arr: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
     if kind == "f":
         if not np.isfinite(arr).all():
             raise UnusableImage("a float frame contains NaN or infinity")
-        hi = float(arr.max())
-        lo = float(arr.min())
-        scale = 255.0 if lo >= 0.0 and hi <= 1.0 else 1.0
-        return np.clip(arr.astype(np.float32) * scale, 0, 255).astype(np.uint8)
+        scale = 255.0 if float(arr.min()) >= 0.0 and float(arr.max()) <= 1.0 else 1.0
+        out: npt.NDArray[np.uint8] = np.clip(arr.astype(np.float32) * scale, 0, 255).astype(
+            np.uint8
+        )
+        return out
     raise UnusableImage(f"a frame cannot have dtype {arr.dtype}")
 
 

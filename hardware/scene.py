@@ -30,7 +30,6 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -222,10 +221,10 @@ class SceneSimulator:
         import cv2
 
         h_img, w_img = img.shape[:2]
-        x0 = max(int(math.floor(float(corners[:, 0].min()))) - 2, 0)
-        y0 = max(int(math.floor(float(corners[:, 1].min()))) - 2, 0)
-        x1 = min(int(math.ceil(float(corners[:, 0].max()))) + 2, w_img)
-        y1 = min(int(math.ceil(float(corners[:, 1].max()))) + 2, h_img)
+        x0 = max(math.floor(float(corners[:, 0].min())) - 2, 0)
+        y0 = max(math.floor(float(corners[:, 1].min())) - 2, 0)
+        x1 = min(math.ceil(float(corners[:, 0].max())) + 2, w_img)
+        y1 = min(math.ceil(float(corners[:, 1].max())) + 2, h_img)
         if x1 <= x0 or y1 <= y0:
             return
         ch, cw = card.shape[:2]
@@ -237,7 +236,8 @@ class SceneSimulator:
         shrink = cw / max(float(np.ptp(dst[:, 0])), 1.0)
         if shrink > 2.0:
             f = 1.0 / (shrink / 1.5)
-            card = cv2.resize(card, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+            card = np.asarray(cv2.resize(card, None, fx=f, fy=f, interpolation=cv2.INTER_AREA),
+                              dtype=np.uint8)
             ch2, cw2 = card.shape[:2]
             src = np.array([[0, 0], [cw2, 0], [cw2, ch2], [0, ch2]], dtype=np.float32)
             m = cv2.getPerspectiveTransform(src, dst)
@@ -266,7 +266,7 @@ class SceneSimulator:
             kernel[length // 2, :] = 1.0 / length
             rot = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5),
                                           float(rng.uniform(0, 180)), 1.0)
-            kernel = cv2.warpAffine(kernel, rot, (length, length))
+            kernel = np.asarray(cv2.warpAffine(kernel, rot, (length, length)), dtype=np.float32)
             kernel /= max(float(kernel.sum()), 1e-6)
             roi[:] = cv2.filter2D(roi, -1, kernel)
         elif impairment == "glare":
@@ -376,7 +376,7 @@ def _backgrounds(seed: int, size: tuple[int, int]) -> tuple[tuple[Image, ...], .
             x, y = int(rng.integers(0, w - 200)), int(rng.integers(20, h - 10))
             cv2.putText(img, "GATE 7 EXIT", (x, y), cv2.FONT_HERSHEY_SIMPLEX,
                         float(rng.uniform(0.5, 1.2)), (15, 15, 15), 2)
-        clean = cv2.GaussianBlur(img, (0, 0), 0.8)
+        clean = np.asarray(cv2.GaussianBlur(img, (0, 0), 0.8), dtype=np.uint8)
         variants = []
         for _ in range(3):
             v = clean.copy()
@@ -420,7 +420,8 @@ def _glare(roi: Image, corners: npt.NDArray[np.float32], rng: np.random.Generato
     mask = np.zeros((h, w), np.float32)
     cv2.ellipse(mask, (int(centre[0]), int(centre[1])), (int(axes[0]) + 1, int(axes[1]) + 1),
                 float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
-    mask = cv2.GaussianBlur(mask, (0, 0), max(float(axes.min()) / 2, 1.0))
+    mask = np.asarray(cv2.GaussianBlur(mask, (0, 0), max(float(axes.min()) / 2, 1.0)),
+                      dtype=np.float32)
     strength = float(rng.uniform(0.6, 0.9))
     out = roi.astype(np.float32) + (mask * strength * 255.0)[..., None]
     roi[:] = np.clip(out, 0, 255).astype(np.uint8)

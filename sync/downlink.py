@@ -14,7 +14,8 @@ and counted, never applied. Version rules (the holder's job per ``verifier.docum
 The trust list is installed into ``trust`` here (``trust.apply``) before its callback
 runs, because every later item is verified against it. Revocations are only verified
 here; the callback applies them to the agent's ``RevocationSet`` (which checks snapshot
-and delta versions) and may raise ``DocumentRefused`` to have the item counted refused.
+and delta versions). A callback that raises (``DocumentRefused``, or anything else when
+it cannot apply the body) has the item counted refused and its version not recorded.
 Callbacks run on the link thread: keep them short.
 """
 
@@ -157,6 +158,10 @@ class Downlink:
                 callback(item)
         except DocumentRefused as exc:
             self._refuse(kind, topic, f"refused by holder: {exc}")
+            return
+        except Exception as exc:  # the agent could not apply it: not applied, say why
+            log.exception("gate %s: %s callback failed", self.gate, kind)
+            self._refuse(kind, topic, f"callback failed: {exc!r}")
             return
         if line is None:
             self._used_seen[doc.version] = None

@@ -29,6 +29,7 @@ class SyncStatus:
     connects: int  # successful connections (CONNACK accepted), the first included
     republishes: int
     refused_publishes: int
+    refused_acks: int
     downlink_applied: dict[str, int]
     downlink_stale: dict[str, int]
     downlink_refused: dict[str, int]
@@ -103,17 +104,23 @@ class GateSync:
         return self.outbox.backlog()
 
     def publish_health(self, fields: Mapping[str, Any]) -> None:
-        """Set the agent's health fields (scalars); the link adds backlog and publishes."""
+        """Set the agent's health fields; the link adds backlog/acked and publishes them.
+
+        At most 32 scalar fields (str/int/float/bool/None) with id-like names; anything
+        else raises :class:`~sync.errors.WireError` (a ``ValueError``) here, in the caller.
+        """
         self.link.set_health(fields)
 
     def status(self) -> SyncStatus:
+        """Link and downlink state; cheap, callable from any thread, also after close()."""
         s = self.link.status()
         d: DownlinkStats = self.downlink.stats
         return SyncStatus(
             connected=s.connected, backlog=s.backlog, acked_through=s.acked_through,
             published_through=s.published_through, last_ack_t=s.last_ack_t,
             last_error=s.last_error, connects=s.connects, republishes=s.republishes,
-            refused_publishes=s.refused_publishes, downlink_applied=dict(d.applied),
+            refused_publishes=s.refused_publishes, refused_acks=s.refused_acks,
+            downlink_applied=dict(d.applied),
             downlink_stale=dict(d.stale), downlink_refused=dict(d.refused),
             downlink_last_refusal=d.last_refusal,
         )

@@ -10,7 +10,8 @@ protocol state). What it does, in order, on each turn:
    when a subscriber lags, and paho's queue dies with the process.
 2. If the event right after the acknowledged seq was published more than
    ``ack_timeout_s`` ago and no ack covered it, publish everything unacknowledged again
-   (go-back-N). Duplicates are harmless: the centre stores on (gate, seq) once.
+   (go-back-N; the timeout doubles on each repeat without progress, up to 8x).
+   Duplicates are harmless: the centre stores on (gate, seq) once.
 3. Live events (queued after the current connection came up) go out at once.
 4. The backlog (queued before the connection came up: an outage, a restart) drains in
    seq order at ``drain_rate`` events/s at most, with at most ``max_unacked`` events
@@ -57,6 +58,16 @@ BATCHES_PER_TURN: Final = 8  # then let the network loop breathe
 JOIN_TIMEOUT_S: Final = 10.0
 
 
+def backoff_delay(attempt: int, min_s: float, max_s: float, rng: random.Random) -> float:
+    """Seconds before reconnect attempt ``attempt`` (0-based): exponential, capped, jittered.
+
+    Half the delay is fixed and half random, so a site's gates that lost the broker
+    together do not all come back in the same instant.
+    """
+    delay = float(min(max_s, min_s * 2.0 ** min(attempt, 30)))
+    return delay / 2 + rng.uniform(0, delay / 2)
+
+
 @dataclass(frozen=True, slots=True)
 class LinkStatus:
     """A snapshot of the link for health pages and tests."""
@@ -69,6 +80,7 @@ class LinkStatus:
     connects: int  # successful connections (CONNACK accepted), the first included
     republishes: int
     refused_publishes: int
+    refused_acks: int  # ack messages that failed to decode (never applied)
     handler_errors: int
     last_ack_t: float | None
     last_error: str | None
@@ -124,15 +136,18 @@ class GateLink:
         self._outstanding: set[int] = set()  # mids awaiting PUBACK
         self._tokens = 0.0
         self._refill_at = 0.0
+        self._ack_timeout = broker.ack_timeout_s
         self._next_health = 0.0
         # --- counters, read by status() from other threads (ints: atomic enough) --------
         self._connects = 0
         self._republishes = 0
         self._refused_publishes = 0
         self._handler_errors = 0
+        self._refused_acks = 0
         self._last_ack_t: float | None = None
         self._last_error: str | None = None
         self._connected = False
+        self._last_backlog = 0
 
     # --- public API --------------------------------------------------------------------------
 
@@ -163,15 +178,19 @@ class GateLink:
             self._health_dirty = True
 
     def status(self) -> LinkStatus:
+        """A snapshot; callable from any thread, also after close() (last known backlog)."""
+        with contextlib.suppress(SyncError):
+            self._last_backlog = self._outbox.backlog()
         return LinkStatus(
             connected=self._connected,
-            backlog=self._outbox.backlog(),
+            backlog=self._last_backlog,
             acked_through=self._acked,
             published_through=self._published_high,
             awaiting_puback=len(self._outstanding),
             connects=self._connects,
             republishes=self._republishes,
             refused_publishes=self._refused_publishes,
+            refused_acks=self._refused_acks,
             handler_errors=self._handler_errors,
             last_ack_t=self._last_ack_t,
             last_error=self._last_error,
@@ -207,11 +226,13 @@ class GateLink:
                     self._error(str(exc))
                     busy = False
                     self._stop.wait(1.0)
+                except Exception as exc:  # a bug or a library surprise: never die silently
+                    log.exception("gate link %s: unexpected error; reconnecting", self.gate)
+                    self._lost(self._mono(), f"unexpected error: {exc!r}"[:300])
+                    busy = False
+                    self._stop.wait(1.0)
                 if not busy and self._state != "up":
                     self._stop.wait(0.05)
-        except Exception:  # the thread must not die silently
-            log.exception("gate link %s crashed", self.gate)
-            self._last_error = "link thread crashed; see the log"
         finally:
             self._shutdown()
 
@@ -323,9 +344,9 @@ class GateLink:
             if sock is not None:
                 with contextlib.suppress(OSError):
                     sock.close()
-        delay = min(self._cfg.reconnect_max_s, self._cfg.reconnect_min_s * 2 ** self._attempts)
+        delay = backoff_delay(self._attempts, self._cfg.reconnect_min_s,
+                              self._cfg.reconnect_max_s, self._rng)
         self._attempts = min(self._attempts + 1, 30)
-        delay = delay / 2 + self._rng.uniform(0, delay / 2)  # jitter: gates do not stampede
         self._next_attempt = now + delay
         self._error(f"{why}; retrying in {delay:.1f} s")
         if was_up:
@@ -346,8 +367,10 @@ class GateLink:
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             self._lost(now, f"subscribe failed: {mqtt.error_string(rc)}")
             return
-        self._publish(topics.status(self.gate),
-                      wire.encode_status(self.gate, "online", self._clock()), qos=1, retain=True)
+        if not self._publish(topics.status(self.gate),
+                             wire.encode_status(self.gate, "online", self._clock()),
+                             qos=1, retain=True):
+            return  # _publish has marked the link down
         # Everything unacknowledged now counts as backlog; later events are live.
         self._boundary = self._outbox.max_seq()
         self._backlog_cursor = self._acked
@@ -386,6 +409,7 @@ class GateLink:
             try:
                 seq = wire.decode_ack(payload, self.gate)
             except WireError as exc:
+                self._refused_acks += 1
                 self._error(f"ack refused: {exc}")
                 return
             if seq < self._ack_seen:
@@ -484,6 +508,7 @@ class GateLink:
             return
         self._outbox.delete_through(target)
         self._acked = target
+        self._ack_timeout = self._cfg.ack_timeout_s
         for first in [f for f, (last, _) in self._inflight.items() if last <= target]:
             del self._inflight[first]
         self._backlog_cursor = max(self._backlog_cursor, target)
@@ -493,10 +518,13 @@ class GateLink:
         nxt = self._acked + 1
         for first, (last, sent_at) in self._inflight.items():
             if first <= nxt <= last:
-                if now - sent_at > self._cfg.ack_timeout_s:
+                if now - sent_at > self._ack_timeout:
                     self._republishes += 1
                     log.warning("gate %s: no ack for seq %d after %.0f s; republishing",
-                                self.gate, nxt, self._cfg.ack_timeout_s)
+                                self.gate, nxt, self._ack_timeout)
+                    # A centre that is merely slow must not be buried under repeats: wait
+                    # twice as long each time in a row, up to 8x; progress resets it.
+                    self._ack_timeout = min(self._ack_timeout * 2, self._cfg.ack_timeout_s * 8)
                     self._inflight.clear()
                     self._backlog_cursor = self._acked
                     self._live_cursor = max(self._boundary, self._acked)
@@ -509,8 +537,10 @@ class GateLink:
         if not dirty and now < self._next_health:
             return
         self._next_health = now + self._cfg.health_period_s
-        fields.setdefault("backlog", self._outbox.backlog())
-        fields.setdefault("acked", self._acked)
+        # The link's own figures win over any the agent passed under the same names.
+        fields["backlog"] = self._last_backlog = self._outbox.backlog()
+        fields["acked"] = self._acked
+        fields["republishes"] = self._republishes
         try:
             payload = wire.encode_health(self.gate, self._clock(), fields)
         except WireError as exc:

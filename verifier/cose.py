@@ -251,23 +251,47 @@ def _bstr(data: bytes, pos: int) -> tuple[bytes, int]:
 def split_sign1_strict(data: bytes) -> tuple[bytes, bytes, bytes]:
     """``(protected_raw, payload, signature)`` of the canonical COSE_Sign1 shape; see
     :func:`parse_sign1_strict`. Raises :class:`CoseError`."""
-    if len(data) < 2 or data[0] != 0xD2:
+    protected_raw, payload, signature, _ = split_sign1_for_verify(data)
+    return protected_raw, payload, signature
+
+
+def split_sign1_for_verify(data: bytes) -> tuple[bytes, bytes, bytes, bytes]:
+    """Like :func:`split_sign1_strict`, plus the ``Sig_structure`` to verify.
+
+    The hot path of every permit check: the common short lengths are read inline, and
+    the Sig_structure reuses the input's own (canonical) bstr encodings of the protected
+    header and payload instead of re-encoding them.
+    """
+    n = len(data)
+    if n < 2 or data[0] != 0xD2:
         raise CoseError("expected COSE_Sign1 tag 18 (0xD2) as the first byte")
     if data[1] != 0x84:
         raise CoseError("COSE_Sign1 must be an array of 4 items")
-    first = data[2] if len(data) > 2 else 0
-    if 0x41 <= first <= 0x57:  # short protected header, the usual case: no helper calls
+    first = data[2] if n > 2 else 0
+    if 0x41 <= first <= 0x57:  # short protected header, the usual case
         pos = 3 + first - 0x40
         protected_raw = data[3:pos]
     else:
         protected_raw, pos = _bstr(data, 2)
-    if pos >= len(data) or data[pos] != 0xA0:
+    if pos >= n or data[pos] != 0xA0:
         raise CoseError("unprotected header must be an empty map")
-    payload, pos = _bstr(data, pos + 1)
-    signature, pos = _bstr(data, pos)
-    if pos != len(data):
-        raise CoseError(f"{len(data) - pos} trailing bytes after COSE_Sign1")
-    return protected_raw, payload, signature
+    payload_at = pos + 1
+    if payload_at + 1 < n and data[payload_at] == 0x58 and data[payload_at + 1] >= 24:
+        start = payload_at + 2
+        pos = start + data[payload_at + 1]
+        if pos > n:
+            raise CoseError("truncated COSE_Sign1")
+        payload = data[start:pos]
+    else:
+        payload, pos = _bstr(data, payload_at)
+    if data[pos : pos + 2] == b"\x58\x40" and n == pos + 66:  # 64-byte signature, the end
+        signature = data[pos + 2 :]
+    else:
+        signature, end = _bstr(data, pos)
+        if end != n:
+            raise CoseError(f"{n - end} trailing bytes after COSE_Sign1")
+    tbs = b"".join((_SIG1_PREFIX, data[2:payload_at - 1], b"\x40", data[payload_at:pos]))
+    return protected_raw, payload, signature, tbs
 
 
 def parse_sign1_strict(

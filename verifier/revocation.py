@@ -96,7 +96,9 @@ class SortedIds:
         return len(self._blob) + self._index.itemsize * len(self._index)
 
 
-def _id_blob(body: Mapping[Any, Any], name: str) -> bytes:
+def _id_blob(body: Mapping[Any, Any], name: str, *, required: bool = False) -> bytes:
+    if required and name not in body:
+        raise DocumentRefused(Reason.MALFORMED, f"revocation document lacks {name!r}")
     value = body.get(name, b"")
     if not isinstance(value, bytes) or len(value) % ID_LEN:
         raise DocumentRefused(
@@ -137,12 +139,14 @@ class RevocationSet:
             )
         if doc.kind == KIND_REVOCATION_SNAPSHOT:
             try:
-                snapshot = SortedIds.from_sorted_blob(_id_blob(body, "ids"))
+                snapshot = SortedIds.from_sorted_blob(_id_blob(body, "ids", required=True))
             except ValueError as exc:
                 raise DocumentRefused(Reason.MALFORMED, f"revocation snapshot: {exc}") from None
             self._snapshot, self._added, self._removed = snapshot, set(), set()
         else:
             base = body.get("base")
+            if type(base) is not int:
+                raise DocumentRefused(Reason.MALFORMED, "revocation delta lacks an integer base")
             if base != self.version:
                 raise DocumentRefused(
                     Reason.VERSION_GAP,

@@ -121,7 +121,8 @@ class Sandbox:
     ) -> Sandbox:
         """Root, one permit issuer key per algorithm in ``issuer_algs`` (named after the
         algorithm in lower case), ``central`` and ``revoker``; trust list version 1 applied.
-        ``key_window`` is the issuers' (not_before, not_after) for permits' issued-at."""
+        ``key_window`` is the issuers' (not_before, not_after) for permits' issued-at.
+        Empty ``sites``: the issuer keys may sign for any site (then ``issue`` needs one)."""
         sites = tuple(sites)
 
         def make(label: str, alg: str) -> SigningKey:
@@ -132,7 +133,7 @@ class Sandbox:
             alg.lower(): IssuerSpec(
                 make(alg.lower(), alg),
                 issuer,
-                sites=sites,
+                sites=sites or None,
                 ptypes=None if ptypes is None else tuple(ptypes),
                 not_before=key_window[0],
                 not_after=key_window[1],
@@ -193,7 +194,7 @@ class Sandbox:
             issuer or self.issuer,
             tuple(roles),
             None if ptypes is None else tuple(ptypes),
-            self.sites if sites is None else tuple(sites),
+            (self.sites or None) if sites is None else tuple(sites),
             not_before,
             not_after,
             verify_until,
@@ -266,6 +267,8 @@ class Sandbox:
         """Mint a permit with the issuer key named ``key``; see :meth:`issue`."""
         slot = slot if slot is not None else (self.epoch, self.epoch + 3600)
         spec = self.specs[key]
+        if site is None and not self.sites:
+            raise ValueError("this sandbox allows any site: pass site=...")
         permit = issue_permit(
             spec.key,
             issuer=issuer or spec.issuer,

@@ -221,7 +221,7 @@ class TrustBundle:
             raise KeyUnusable(f"trust bundle larger than {MAX_BUNDLE_BYTES} bytes")
         try:
             doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise KeyUnusable(
                 f"trust bundle is not JSON ({exc}); give a gatepass trust file"
             ) from None

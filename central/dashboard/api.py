@@ -102,6 +102,7 @@ def build_summary(store: Store, sites: Sequence[SiteConfig], now: float) -> dict
             for _, t in sorted(trips.items())
         ],
         "conflicts": [asdict(c) for c in conflicts],
+        "conflict_count": store.conflict_count(),
         "documents": [asdict(d) for d in docs],
         "anomalies": {
             "count": store.anomaly_count(),

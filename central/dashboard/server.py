@@ -143,6 +143,7 @@ def _handler_for(app: DashboardServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "gatepass-central"
         sys_version = ""
+        timeout = 30  # a client that connects and sends nothing must not hold a thread
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("%s " + format, self.address_string(), *args)

@@ -128,6 +128,9 @@ class Store(abc.ABC):
     """Durable, idempotent event storage with exact counts. A context manager."""
 
     url: str
+    #: True when writes mostly wait on another process (a server), so decoding the next
+    #: batch in another thread overlaps them; False for in-process engines (SQLite).
+    pipelined: bool = False
 
     # --- events ---------------------------------------------------------------------------
     @abc.abstractmethod
@@ -154,6 +157,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def conflicts(self, limit: int = 1000) -> list[Conflict]:
         """Flagged admissions, newest detection first."""
+
+    @abc.abstractmethod
+    def conflict_count(self) -> int:
+        """Number of flagged admissions."""
 
     @abc.abstractmethod
     def anomalies(self, limit: int = 1000) -> list[Anomaly]:

@@ -143,12 +143,14 @@ class SQLiteStore(Store):
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite may already have rolled back (disk full)
+                    conn.execute("ROLLBACK")
                 raise
             try:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise StoreError(f"cannot commit to {self.path}: {exc}") from None
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -316,6 +318,9 @@ class SQLiteStore(Store):
             (limit,),
         )
         return [Anomaly(*r) for r in rows]
+
+    def conflict_count(self) -> int:
+        return int(self._read("SELECT count(*) FROM conflicts")[0][0])
 
     def anomaly_count(self) -> int:
         return int(self._read("SELECT count(*) FROM anomalies")[0][0])

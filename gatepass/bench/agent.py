@@ -36,7 +36,7 @@ def register(sub: Any) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object (default)")
-    parser.add_argument("--frames", type=int, default=400, help="frames per pipeline")
+    parser.add_argument("--frames", type=int, default=600, help="frames per pipeline")
     parser.add_argument("--permits", type=int, default=64, help="distinct permits shown")
     parser.add_argument("--seed", type=int, default=7, help="scene seed")
     parser.add_argument(

@@ -126,7 +126,9 @@ def _pg_database(admin_url: str) -> Iterator[str]:
 def _broker(port: int) -> Any:
     from sync.config import BrokerConfig
 
-    return BrokerConfig(port=port, reconnect_min_s=0.1, reconnect_max_s=1.0, keepalive=30)
+    return BrokerConfig.model_validate(
+        {"port": port, "reconnect_min_s": 0.1, "reconnect_max_s": 1.0, "keepalive": 30}
+    )
 
 
 def _worker_main(store_url: str, port: int, client_id: str, ready: Any, stop: Any) -> None:
@@ -187,12 +189,14 @@ def _client(port: int, client_id: str = "") -> Any:
 # --- payloads ----------------------------------------------------------------------------------
 
 
-def _events(gate: str, site: str, first: int, n: int, t0: float) -> list[Any]:
+def _events(gate: str, site: str, first: int, n: int, t0: float, step: float = 1e-3
+            ) -> list[Any]:
     from sync.schema import GateEvent
 
     return [
         GateEvent(
-            gate=gate, site=site, seq=s, eid=uuid.uuid4().hex, t=t0 + s * 1e-3, tc="synced",
+            gate=gate, site=site, seq=s, eid=uuid.uuid4().hex, t=t0 + (s - first) * step,
+            tc="synced",
             kind="scan", verdict="admit", mode="entrance", ph=uuid.uuid4().hex, ptype="umrah",
             slot=SLOT, slot_end=SLOT + 3600, party=1 + s % 3,
         )
@@ -200,7 +204,9 @@ def _events(gate: str, site: str, first: int, n: int, t0: float) -> list[Any]:
     ]
 
 
-def _payloads(tag: str, gates: int, per_gate: int) -> tuple[list[tuple[str, bytes]], dict[str, Any]]:
+def _payloads(
+    tag: str, gates: int, per_gate: int
+) -> tuple[list[tuple[str, bytes]], dict[str, Any]]:
     """Interleaved (topic, payload) batches and the events per gate."""
     from sync import topics, wire
 
@@ -212,7 +218,7 @@ def _payloads(tag: str, gates: int, per_gate: int) -> tuple[list[tuple[str, byte
         per[gate] = evs
         chunks.append([(topics.events(gate), raw) for _, _, raw in
                        wire.encode_batches(gate, evs, 500)])
-    out = []
+    out: list[tuple[str, bytes]] = []
     for i in range(max(len(c) for c in chunks)):
         out.extend(c[i] for c in chunks if i < len(c))
     return out, per
@@ -317,10 +323,18 @@ def _baseline(port: int, payloads: list[tuple[str, bytes]], events: int, timeout
         sub.loop_stop()
 
 
+def _children_cpu_s() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def _throughput(port: int, store_url: str, args: argparse.Namespace, tag: str
-                ) -> tuple[float, int, int]:
+                ) -> tuple[float, int, int, float]:
     per = max(1, args.events // args.gates)
     payloads, evs = _payloads(tag, args.gates, per)
+    cpu0 = _children_cpu_s()
     with _workers(store_url, port, args.workers, tag):
         watch = _AckWatch(port, {g: len(e) for g, e in evs.items()})
         try:
@@ -330,9 +344,11 @@ def _throughput(port: int, store_url: str, args: argparse.Namespace, tag: str
             elapsed = time.perf_counter() - t0
         finally:
             watch.close()
+    # CPU of the worker processes (reaped on leaving _workers), start-up included
+    cpu_us = (_children_cpu_s() - cpu0) * 1e6 / (per * args.gates)
     lost, dup = _audit(store_url, {g: [(e.seq, e.eid) for e in v] for g, v in evs.items()})
     rate = (per * args.gates) / elapsed if finished else 0.0
-    return rate, lost, dup
+    return rate, lost, dup, cpu_us
 
 
 def _fill_outbox(path: Path, events: list[Any]) -> None:
@@ -400,8 +416,7 @@ def _latency(port: int, store_url: str, args: argparse.Namespace, workdir: Path
     admitted: dict[str, list[tuple[int, float, str]]] = {f"lat-g{g}": [] for g in range(gates)}
     latencies: list[float] = []
     stop = threading.Event()
-    with open_store(store_url) as store, DashboardServer(store=store, port=0,
-                                                         cache_s=0.0) as dash, \
+    with open_store(store_url) as store, DashboardServer(store=store, port=0) as dash, \
             _workers(store_url, port, args.workers, "lat"):
         conns: dict[str, sqlite3.Connection] = {}
         links = []
@@ -427,15 +442,13 @@ def _latency(port: int, store_url: str, args: argparse.Namespace, workdir: Path
                     gate, stored = g["gate"], g["stored"]
                     if gate not in seen or stored <= seen[gate]:
                         continue
-                    for seq, t, _ in admitted[gate][seen[gate]:stored]:
+                    for _seq, t, _ in admitted[gate][seen[gate]:stored]:
                         latencies.append((now - t) * 1000)
                     seen[gate] = stored
             http_conn.close()
 
         poller = threading.Thread(target=poll, name="bench-latency-poller", daemon=True)
         poller.start()
-        from sync.outbox import Outbox as _Outbox
-
         period = 1.0 / max(1.0, args.rate)
         t_end = time.monotonic() + args.latency_s
         n = 0
@@ -445,10 +458,9 @@ def _latency(port: int, store_url: str, args: argparse.Namespace, workdir: Path
             seq = len(admitted[gate]) + 1
             t = time.time()
             [ev] = _events(gate, "haram", seq, 1, t)
-            ev = ev.__class__(**{**{f: getattr(ev, f) for f in ev.__dataclass_fields__}, "t": t})
             conn = conns[gate]
             conn.execute("BEGIN IMMEDIATE")
-            _Outbox.add(conn, ev)
+            Outbox.add(conn, ev)
             conn.execute("COMMIT")
             admitted[gate].append((seq, t, ev.eid))
             n += 1
@@ -493,9 +505,11 @@ def run(args: argparse.Namespace) -> int:
             payloads, _ = _payloads("raw", args.gates, per)
             result["baseline_raw_mqtt_events_per_s"] = round(
                 _baseline(port, payloads, per * args.gates, args.timeout))
+            cpu: dict[str, float] = {}
             for name in stores:
-                rate, lo, du = _throughput(port, urls[name], args, f"tp-{name}")
+                rate, lo, du, cpu_us = _throughput(port, urls[name], args, f"tp-{name}")
                 result["events_per_s"][name] = round(rate)
+                cpu[name] = round(cpu_us, 1)
                 lost += lo
                 dup += du
             drain_store = urls["postgresql" if "postgresql" in urls else "sqlite"]
@@ -511,6 +525,8 @@ def run(args: argparse.Namespace) -> int:
             result["duplicated"] = dup
             result["details"] = {
                 "events_per_throughput_run": per * args.gates,
+                "worker_cpu_us_per_event": cpu,
+                "load_average_1m": round(os.getloadavg()[0], 1),
                 "gates": args.gates,
                 "aggregator_workers": args.workers,
                 "backlog_events": max(1, args.backlog // args.gates) * args.gates,

@@ -56,8 +56,14 @@ def measure(revocations: int, rounds: int, per_round: int) -> dict[str, Any]:
     slot = (start, start + 7200)
     texts = {
         alg: sb.issue(
-            ptype="umrah", site="makkah-haram", slot=slot, party=3, gate_groups=("north",),
-            key=alg, initials="AK", doc_number="P1234567",
+            ptype="umrah",
+            site="makkah-haram",
+            slot=slot,
+            party=3,
+            gate_groups=("north",),
+            key=alg,
+            initials="AK",
+            doc_number="P1234567",
         )
         for alg in ("es256", "eddsa")
     }
@@ -113,7 +119,9 @@ def measure(revocations: int, rounds: int, per_round: int) -> dict[str, Any]:
         message = unverified.to_be_signed()
         sig = unverified.signature
         if unverified.alg == cose.ALG_ES256:
-            der = encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
+            der = encode_dss_signature(
+                int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")
+            )
             algo = ec.ECDSA(hashes.SHA256())
             return lambda: key.verify(der, message, algo)
         return lambda: key.verify(sig, message)

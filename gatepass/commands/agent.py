@@ -173,7 +173,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if cfg.broker is not None:
                 from gate_agent.uplink import open_sync
 
-                stack.enter_context(open_sync(agent))
+                stack.enter_context(open_sync(agent, agent.downlink_versions))
             if cfg.console.enabled:
                 from gate_agent.console.server import ConsoleServer
 

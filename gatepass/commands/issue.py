@@ -18,14 +18,17 @@ from typing import Any
 
 def register(sub: Any) -> None:
     parser: argparse.ArgumentParser = sub.add_parser(
-        "issue", help="issue permits (JSON lines, PNG/SVG QR codes, printable sheet)",
+        "issue",
+        help="issue permits (JSON lines, PNG/SVG QR codes, printable sheet)",
         description=__doc__,
     )
     parser.add_argument("--keys", required=True, metavar="DIR", help="key directory")
     parser.add_argument("--key", default=None, help="issuer key name (default: the first one)")
     parser.add_argument("--type", dest="ptype", default="umrah", help="permit type")
     parser.add_argument("--site", default=None, help="site (default: the key's first site)")
-    parser.add_argument("--slot-start", metavar="ISO8601", help="slot start (required unless in CSV)")
+    parser.add_argument(
+        "--slot-start", metavar="ISO8601", help="slot start (required unless in CSV)"
+    )
     parser.add_argument("--slot-minutes", type=int, default=60, help="slot length (default 60)")
     parser.add_argument("--party", type=int, default=1, help="people admitted by one permit")
     parser.add_argument("--gates", default="all", help="comma-separated gate groups")
@@ -49,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from central.issuing import (
+        MAX_SHEET,
         IssueRequestInvalid,
         PermitRequest,
         issue_batch,
@@ -80,10 +84,16 @@ def run(args: argparse.Namespace) -> int:
     if start is None and not args.holders:
         raise UsageError("give --slot-start")
     defaults = PermitRequest(
-        ptype=args.ptype, site=site or "", slot_start=start or 0,
-        slot_end=(start or 0) + args.slot_minutes * 60, party=args.party,
+        ptype=args.ptype,
+        site=site or "",
+        slot_start=start or 0,
+        slot_end=(start or 0) + args.slot_minutes * 60,
+        party=args.party,
         gate_groups=tuple(g.strip() for g in args.gates.split(",") if g.strip()),
-        initials=args.initials, doc_number=args.doc, health=args.health, route=args.route,
+        initials=args.initials,
+        doc_number=args.doc,
+        health=args.health,
+        route=args.route,
         departure=int(parse_time(args.departure)) if args.departure else None,
     )
     if args.holders:
@@ -91,7 +101,10 @@ def run(args: argparse.Namespace) -> int:
             text = Path(args.holders).read_text(encoding="utf-8-sig")
         except OSError as exc:
             raise UsageError(f"cannot read {args.holders}: {exc.strerror}") from None
-        requests = read_holders_csv(text, defaults)
+        try:
+            requests = read_holders_csv(text, defaults)
+        except IssueRequestInvalid as exc:
+            raise UsageError(f"{args.holders}: {exc}") from None
     else:
         count = 1 if args.count is None else args.count
         if not 1 <= count <= 1_000_000:
@@ -100,16 +113,25 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(total=len(requests), unit="permit", file=sys.stderr, disable=None)
     try:
         records = issue_batch(
-            spec.key, issuer=spec.issuer, issued_at=issued_at, requests=requests,
+            spec.key,
+            issuer=spec.issuer,
+            issued_at=issued_at,
+            requests=requests,
             progress=bar.update,
         )
         if args.out:
             n = write_outputs(
-                records, Path(args.out), png=not args.no_png, svg=not args.no_svg,
+                records,
+                Path(args.out),
+                png=not args.no_png,
+                svg=not args.no_svg,
                 sheet=not args.no_sheet,
             )
             bar.close()
-            print(json.dumps({"issued": n, "out": args.out}))
+            result: dict[str, Any] = {"issued": n, "out": args.out}
+            if not args.no_sheet and n > MAX_SHEET:
+                result["sheet"] = f"not written: more than {MAX_SHEET} permits"
+            print(json.dumps(result))
         else:
             for rec in records:
                 sys.stdout.write(json.dumps(rec.to_json()) + "\n")

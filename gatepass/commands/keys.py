@@ -27,7 +27,9 @@ def register(sub: Any) -> None:
     new.add_argument("directory", help="where to write keys (created; must be empty)")
     new.add_argument("--issuer", default="moh", help="issuer name in permits (default moh)")
     new.add_argument(
-        "--alg", action="append", choices=("ES256", "EdDSA"),
+        "--alg",
+        action="append",
+        choices=("ES256", "EdDSA"),
         help="issuer key algorithm, repeat for several keys (default ES256)",
     )
     new.add_argument("--sites", default="", help="comma-separated sites the issuer may sign")
@@ -117,13 +119,6 @@ def run_new(args: argparse.Namespace) -> int:
         ptypes=_csv(args.types),
         key_window=(start, start + args.valid_days * 86400),
     )
-    if not sites:  # no --sites: the issuer may sign for any site
-        for spec in sb.specs.values():
-            if "permit" in spec.roles:
-                spec.sites = None
-        sb.trust_version = 0
-        sb.store = type(sb.store)(sb.root.public(), root_kid=sb.root.kid)
-        sb.publish_trust_list()
     write_files(out, dict(sb.bundle_files()))
     print(json.dumps(_summary(sb, out)))
     return 0
@@ -144,10 +139,12 @@ def run_rotate(args: argparse.Namespace) -> int:
         spec.not_after = at
     base = next((s for s in sb.specs.values() if "permit" in s.roles), None)
     sb.add_issuer(
-        args.name, args.alg,
+        args.name,
+        args.alg,
         ptypes=None if base is None else base.ptypes,
         sites=None if base is None else base.sites,
-        not_before=at, not_after=at + args.valid_days * 86400,
+        not_before=at,
+        not_after=at + args.valid_days * 86400,
     )
     if base is not None and base.sites is None:
         sb.specs[args.name].sites = None
@@ -190,11 +187,15 @@ def run_show(args: argparse.Namespace) -> int:
         "revoked": len(revset),
         "keys": [
             {
-                "kid": k.kid.hex(), "alg": k.alg_name, "issuer": k.issuer,
+                "kid": k.kid.hex(),
+                "alg": k.alg_name,
+                "issuer": k.issuer,
                 "roles": sorted(k.roles),
                 "types": None if k.ptypes is None else sorted(k.ptypes),
                 "sites": None if k.sites is None else sorted(k.sites),
-                "nbf": k.not_before, "exp": k.not_after, "until": k.verify_until,
+                "nbf": k.not_before,
+                "exp": k.not_after,
+                "until": k.verify_until,
             }
             for k in store.keys
         ],
@@ -210,6 +211,8 @@ def _summary(sb: Sandbox, out: Path) -> dict[str, Any]:
         "trust": str(out / "trust.json"),
         "trust_list_version": sb.trust_version,
         "root_kid": sb.root.kid.hex(),
-        "keys": {n: {"kid": s.key.kid.hex(), "alg": s.key.alg, "roles": list(s.roles)}
-                 for n, s in sb.specs.items()},
+        "keys": {
+            n: {"kid": s.key.kid.hex(), "alg": s.key.alg, "roles": list(s.roles)}
+            for n, s in sb.specs.items()
+        },
     }

@@ -35,16 +35,21 @@ def register(sub: Any) -> None:
         help="verification time, e.g. 2026-05-28T21:00:00Z (no zone: UTC); 'now' for the clock",
     )
     parser.add_argument(
-        "--revocations",
-        nargs="*",
+        "--apply",
+        action="append",
         default=[],
         metavar="FILE",
-        help="signed revocation snapshots/deltas to apply after the bundle's, in order",
+        help="a signed trust list or revocation snapshot/delta to apply after the bundle's"
+        " (repeat, applied in order); a refused one is reported on stderr and skipped",
     )
     parser.add_argument("--early", type=int, metavar="S", help="check the slot: early grace (s)")
     parser.add_argument("--late", type=int, metavar="S", help="check the slot: late grace (s)")
-    parser.add_argument("--image", nargs="+", metavar="FILE", help="decode QR codes from images")
-    parser.add_argument("payloads", nargs="*", metavar="PAYLOAD", help="permit texts, or - for stdin")
+    parser.add_argument(
+        "--image", action="extend", nargs="+", metavar="FILE", help="decode QR codes from images"
+    )
+    parser.add_argument(
+        "payloads", nargs="*", metavar="PAYLOAD", help="permit texts, or - for stdin"
+    )
     parser.set_defaults(func=run)
 
 
@@ -66,32 +71,47 @@ def parse_time(text: str) -> float:
 
 
 def load_trust(path: str, extra: list[str]) -> tuple[TrustStore, RevocationSet]:
-    """Read a trust bundle (and extra revocation files); usage error when unusable."""
+    """Read a trust bundle, then apply ``extra`` signed documents; usage error when the
+    bundle is unusable. A refused extra document is reported on stderr and skipped."""
     from gatepass.cli import UsageError
-    from verifier.errors import VerifierError
+    from verifier.documents import (
+        KIND_REVOCATION_DELTA,
+        KIND_REVOCATION_SNAPSHOT,
+        KIND_TRUST_LIST,
+        read_document,
+    )
+    from verifier.errors import DocumentRefused, VerifierError
     from verifier.trust import TrustBundle
 
     try:
         bundle = TrustBundle.from_bytes(Path(path).read_bytes())
         store = bundle.store()
         revset = bundle.revocation_set(store)
-        for name in extra:
-            revset.apply(Path(name).read_bytes())
     except OSError as exc:
         raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
     except VerifierError as exc:
         raise UsageError(f"trust file {path} unusable: {exc}") from None
+    kinds = (KIND_TRUST_LIST, KIND_REVOCATION_SNAPSHOT, KIND_REVOCATION_DELTA)
+    for name in extra:
+        try:
+            raw = Path(name).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read {name}: {exc.strerror}") from None
+        try:
+            kind = read_document(raw, kinds, store).kind
+            version = store.apply(raw) if kind == KIND_TRUST_LIST else revset.apply(raw)
+        except DocumentRefused as exc:
+            print(f"gatepass: warning: {name} refused: {exc}", file=sys.stderr)
+            continue
+        print(f"gatepass: applied {kind} version {version} from {name}", file=sys.stderr)
     return store, revset
 
 
-def _payloads(args: argparse.Namespace) -> Iterator[tuple[dict[str, Any], str | None]]:
+def _payloads(args: argparse.Namespace) -> Iterator[tuple[dict[str, Any], str | bytes | None]]:
     """(context for the output line, payload text or None when nothing was decoded)."""
     for item in args.payloads:
         if item == "-":
-            for line in sys.stdin:
-                line = line.rstrip("\r\n")
-                if line:
-                    yield {}, line
+            yield from _stdin_lines()
         else:
             yield {}, item
     if args.image:
@@ -113,8 +133,32 @@ def _payloads(args: argparse.Namespace) -> Iterator[tuple[dict[str, Any], str | 
                 yield {"image": name}, code.text
 
 
+def _stdin_lines() -> Iterator[tuple[dict[str, Any], str | bytes | None]]:
+    """Lines of stdin as bytes, never reading more than the size limit of one line: the
+    first chunk of an over-long line goes to verify_at (which refuses it as too large)
+    and the rest of that line is skipped."""
+    from verifier.envelope import MAX_TEXT_LEN
+
+    stream = sys.stdin.buffer
+    while True:
+        line = stream.readline(MAX_TEXT_LEN + 2)
+        if not line:
+            return
+        if not line.endswith(b"\n") and len(line) > MAX_TEXT_LEN:
+            while (rest := stream.readline(1 << 16)) and not rest.endswith(b"\n"):
+                pass
+            yield {}, line
+            continue
+        text = line.rstrip(b"\r\n")
+        if text:
+            yield {}, text
+
+
 def verify_one(
-    text: str | None, now: float, store: TrustStore, revset: RevocationSet,
+    text: str | bytes | None,
+    now: float,
+    store: TrustStore,
+    revset: RevocationSet,
     window: SlotWindow | None,
 ) -> dict[str, Any]:
     from verifier.errors import PermitRefused
@@ -143,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         if (args.early or 0) < 0 or (args.late or 0) < 0:
             raise UsageError("--early and --late must be >= 0 seconds")
         window = SlotWindow(early_s=args.early or 0, late_s=args.late or 0)
-    store, revset = load_trust(args.trust, args.revocations)
+    store, revset = load_trust(args.trust, args.apply)
     refused = 0
     out = sys.stdout
     for context, text in _payloads(args):

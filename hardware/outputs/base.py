@@ -255,7 +255,7 @@ class GateOutputs:
                     log.warning("closing an output failed: %s", exc)
             self._close_extra()
 
-    def _close_extra(self) -> None:  # noqa: B027 - optional hook
+    def _close_extra(self) -> None:
         pass
 
     def __enter__(self) -> GateOutputs:

@@ -35,7 +35,11 @@ class Frame:
 
 @dataclass(frozen=True, slots=True)
 class SourceStatus:
-    """What a source reports about itself (for the agent's health and the console)."""
+    """What a source reports about itself (for the agent's health and the console).
+
+    ``skipped`` counts unusable inputs (corrupt files, over-long lines); ``dropped``
+    counts good frames passed over to deliver a newer one.
+    """
 
     name: str
     connected: bool
@@ -45,6 +49,7 @@ class SourceStatus:
     reconnects: int
     skipped: int
     last_error: str | None
+    dropped: int = 0
 
 
 class FrameSource(ABC):

@@ -26,7 +26,8 @@ class FolderSource(FrameSource):
         if not folder.is_dir():
             raise SourceUnavailable(f"image folder {folder} does not exist")
         self.files = sorted(
-            p for p in folder.glob(cfg.pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            p for p in folder.glob(cfg.pattern)
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
         )
         self._pos = 0
         self._good_in_pass = 0

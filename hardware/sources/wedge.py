@@ -8,10 +8,14 @@ scanners emulate by default).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
+import select
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import IO, Any
 
 from hardware.config import WedgeSourceConfig
@@ -101,8 +105,8 @@ class WedgeSource(FrameSource):
             self._device = self._open_evdev(cfg.device, cfg.grab)
             target = self._read_evdev
         self._connected = True
-        # Daemon: a blocking read of a terminal cannot be interrupted; the thread must
-        # not keep the process alive after close().
+        # Daemon as a last resort: should a read ever block, it must not keep the
+        # process alive after close().
         self._thread = threading.Thread(target=target, name=f"{self.name}-reader", daemon=True)
         self._thread.start()
 
@@ -131,26 +135,55 @@ class WedgeSource(FrameSource):
         self._queue.put((line, self._clock()))
 
     def _read_stream(self) -> None:
-        limit = self.cfg.max_line_bytes + 2
         try:
-            while not self._closed.is_set():
-                line = self._stream.readline(limit)
-                if not line:
-                    break
-                if not line.endswith(b"\n") and len(line) >= limit:
-                    # Too long: swallow the rest of that line so it is dropped whole.
-                    while line and not line.endswith(b"\n"):
-                        line = self._stream.readline(limit)
-                    self._skipped += 1
-                    self._report("dropped an over-long line (limit %d)", self.cfg.max_line_bytes)
-                    continue
-                self._put_line(line)
+            fd = self._stream.fileno()
+        except (OSError, ValueError, AttributeError):
+            fd = None  # an in-memory stream: plain blocking reads cannot hang
+        try:
+            if fd is None:
+                self._read_lines(iter(lambda: self._stream.read(4096), b""))
+            else:
+                self._read_lines(self._poll_fd(fd))
         except (OSError, ValueError) as exc:  # ValueError: stream closed under us
             if not self._closed.is_set():
                 self._last_error = f"input failed: {exc}"
                 self._report("input failed: %s", exc)
         finally:
             self._queue.put(_EOF)
+
+    def _poll_fd(self, fd: int) -> Iterator[bytes]:
+        # select() with a timeout, so close() stops this thread even on a silent terminal
+        # (a blocking read could not be interrupted).
+        while not self._closed.is_set():
+            ready, _, _ = select.select([fd], [], [], _POLL_S)
+            if not ready:
+                continue
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                return
+            yield chunk
+
+    def _read_lines(self, chunks: Iterator[bytes]) -> None:
+        limit = self.cfg.max_line_bytes
+        buf = b""
+        overlong = False
+        for chunk in chunks:
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                if overlong:
+                    overlong = False  # the tail of a line already dropped
+                    continue
+                self._put_line(line)
+            if len(buf) > limit + 1:
+                # Drop the whole line, not a truncated payload that might still verify.
+                if not overlong:
+                    self._skipped += 1
+                    self._report("dropped an over-long line (limit %d)", limit)
+                overlong = True
+                buf = b""
+        if buf and not overlong:
+            self._put_line(buf)
 
     def _read_evdev(self) -> None:
         keys = KeyAssembler()
@@ -185,11 +218,9 @@ class WedgeSource(FrameSource):
     def _close(self) -> None:
         device, self._device = self._device, None
         if device is not None:
-            try:
+            with contextlib.suppress(OSError):
                 device.close()
-            except OSError:
-                pass
         self._thread.join(timeout=0.5)
-        if self._thread.is_alive() and self.cfg.device != "stdin":
+        if self._thread.is_alive():
             log.warning("%s: reader thread did not stop", self.name)
         self._connected = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import socket
 import sqlite3
 import threading
 import time
@@ -192,3 +193,9 @@ def uid(prefix: str) -> str:
     """A gate id no earlier test used: the session broker keeps retained acks per gate id,
     and a fresh ledger under an old id would take them as its own."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -31,13 +31,14 @@ def sqlite_store(tmp_path: Path) -> Iterator[Store]:
         yield s
 
 
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_gate_events_are_stored_acked_and_deleted_at_the_gate(
-    broker: Any, sqlite_store: Store, tmp_path: Path
+    broker: Any, sqlite_store: Store, tmp_path: Path, protocol: str
 ) -> None:
     gid = uid("g-e2e")
-    gate = SimGate(tmp_path / "g-e2e.db", gid, broker.port)
-    with Aggregator(store=sqlite_store, broker=broker_config(broker.port),
-                    client_id="agg-e2e") as agg:
+    gate = SimGate(tmp_path / "g-e2e.db", gid, broker.port, protocol=protocol)
+    with Aggregator(store=sqlite_store, broker=broker_config(broker.port, protocol),
+                    client_id=uid("agg-e2e")) as agg:
         wait_for(lambda: agg.connected, 10, "aggregator connected")
         gate.start()
         gate.admit(150, party=2)

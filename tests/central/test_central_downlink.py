@@ -27,7 +27,8 @@ def test_beacons_used_stream_and_relayed_documents_are_signed(
     sb = Sandbox.create(sites=("haram",), seed=5)
     gate_trust = sb.new_store()  # what a gate holds: verifies everything below
     listener = Listener(broker.port, [topics.TIME, "gp/v1/sites/+/used", topics.TRUST,
-                                      topics.REVOCATION_SNAPSHOT, topics.REVOCATION_DELTA])
+                                      topics.REVOCATION_SNAPSHOT, topics.REVOCATION_DELTA,
+                                      topics.config("down1")])
     try:
         with open_store(f"sqlite:///{tmp_path}/c.db") as store, Aggregator(
             store=store, broker=broker_config(broker.port), client_id="agg-down",
@@ -71,7 +72,13 @@ def test_beacons_used_stream_and_relayed_documents_are_signed(
                 agg.give(sb.sign_document(documents.KIND_TIME_BEACON, {"t": 1}, 5))
             with pytest.raises(DownlinkError):
                 agg.give(b"\x00garbage")
-            kept = {(d.kind, d.version) for d in store.documents()}
+            agg.send_gate_config("down1", {"policy": {"reentry": False}}, 3)
+            wait_for(lambda: bool(listener.on(topics.config("down1"))), 10, "gate config")
+            _, cfg = documents.open_document(
+                listener.on(topics.config("down1"))[0], documents.KIND_GATE_CONFIG, gate_trust)
+            assert cfg == {"policy": {"reentry": False}, "gate": "down1"}
+            kept = {(d.kind, d.version) for d in store.documents()
+                    if not d.kind.startswith("gate_config.")}
             assert kept == {(documents.KIND_REVOCATION_SNAPSHOT, 1),
                             (documents.KIND_REVOCATION_SNAPSHOT, 2),
                             (documents.KIND_TRUST_LIST, sb.trust_version)}

@@ -96,6 +96,7 @@ def test_same_permit_at_two_gates_is_a_conflict_earliest_stands(store: Store) ->
     store.add_events([make_event("g3", 1, ph=ph, t=SLOT + 50)], now=3.0)
     flagged = {(c.gate, c.standing_gate) for c in store.conflicts()}
     assert flagged == {("g1", "g3"), ("g2", "g3")}
+    assert store.conflict_count() == 2
     # Re-entry at the same gate and denials are not cross-gate conflicts.
     other = ph_of(2)
     store.add_events([make_event("g1", 2, ph=other), make_event("g1", 3, ph=other),

@@ -131,6 +131,19 @@ def test_retries_read_a_blurred_frame_zxing_alone_misses(permit_text: str, memor
     assert dec.last_step.startswith("retry:")
 
 
+def test_a_degraded_second_code_beside_a_read_one_is_retried(permit_text: str) -> None:
+    import cv2
+
+    frame = np.full((720, 1280), 200, np.uint8)
+    paste(frame, draw_qr(permit_text, scale=4), 60, 100)
+    frame = cv2.GaussianBlur(frame, (0, 0), 2.0)
+    paste(frame, draw_qr("GP1:SECOND-PERSON", scale=5), 800, 200)
+    plain = [c.text for c in make_decoder("zxingcpp").decode(frame)]
+    assert plain == ["GP1:SECOND-PERSON"]  # precondition: one library alone misses one
+    assert sorted(c.text for c in make_decoder().decode(frame)) == sorted(
+        ["GP1:SECOND-PERSON", permit_text])
+
+
 @pytest.mark.parametrize(
     "frame",
     [

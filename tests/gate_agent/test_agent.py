@@ -283,6 +283,7 @@ def test_restart_after_power_cut_with_clock_set_back(
     agent = make_agent()
     assert agent.submit_payload(sandbox.issue(site=SITE, slot=slot()))["verdict"] == "admit"
     agent.close()
+    agent.ledger.close()
     # Power cut; fake-hwclock restores a time 2 h earlier and (wrongly) "trust" is on.
     fake_time.wall -= 7200
     fake_time.mono = 5.0

@@ -87,3 +87,16 @@ def test_strict_site_passback_needs_a_broker(tmp_path: Path) -> None:
     p.write_text(text + '\n[passback]\nscope = "site"\noffline = "strict"\n')
     with pytest.raises(ConfigError, match="broker"):
         load_config(p)
+
+
+def test_the_documented_pi_config_is_valid() -> None:
+    import re
+    import tomllib
+
+    from gate_agent.config import config_from_dict
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "deploy-pi.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", doc, re.S)
+    assert block, "docs/deploy-pi.md lost its sample config"
+    cfg = config_from_dict(tomllib.loads(block.group(1)))
+    assert cfg.source is not None and cfg.outputs is not None and cfg.broker is not None

@@ -95,3 +95,13 @@ def test_read_only_ledger_refuses_writes(tmp_path: Path) -> None:
     with pytest.raises(LedgerError):
         admit(led, "b" * 32)
     led.close()
+
+
+def test_one_process_per_ledger(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    with (
+        Ledger(path, gate="g1", site="s"),
+        pytest.raises(LedgerError, match="in use by another gatepass process"),
+    ):
+        Ledger(path, gate="g1", site="s")
+    Ledger(path, gate="g1", site="s").close()  # free again once closed

@@ -91,3 +91,33 @@ def test_used_items_filters_garbage() -> None:
     assert used_items(body) == [(good, "g2", 1.0)]
     with pytest.raises(ValueError):
         used_items({"site": SITE})
+
+
+def test_downlink_documents_survive_a_restart(
+    make_agent: Callable[..., GateAgent], sandbox: Sandbox
+) -> None:
+    from gate_agent.uplink import _Callbacks
+    from sync.downlink import DownlinkItem
+    from verifier.documents import read_document
+
+    def item(raw: bytes, topic: str) -> DownlinkItem:
+        doc = read_document(raw, ("revocation_delta", "revocation_snapshot", "gate_config"),
+                            sandbox.store)
+        return DownlinkItem(kind=doc.kind, version=doc.version, body=doc.body, raw=raw,
+                            topic=topic, retained=False, issued_at=None)
+
+    agent = make_agent()
+    raw = sandbox.issue(site=SITE, slot=slot())
+    cb = _Callbacks(agent)
+    cb.revocations(item(sandbox.revoke(raw), topics.REVOCATION_DELTA))
+    cb.config(item(sandbox.sign_document("gate_config", {"capacity": {"per_slot": 7}}, 3),
+                   topics.config("g1")))
+    assert agent.submit_payload(raw)["reason"] == "revoked"
+    agent.close()
+    agent.ledger.close()
+    # Restart without any network: the saved documents are verified and applied again.
+    again = make_agent()
+    assert again.config.capacity.per_slot == 7
+    assert again.submit_payload(raw)["reason"] == "revoked"
+    assert again.downlink_versions == {"revocations": sandbox.revocation_version,
+                                       "gate_config": 3}

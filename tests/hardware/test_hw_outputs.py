@@ -182,8 +182,10 @@ def test_gpiozero_pin_trouble_is_an_output_fault(clock: FakeClock) -> None:
     from gpiozero.pins.mock import MockFactory
 
     factory = MockFactory()
-    with open_outputs({"backend": "gpiozero"}, pin_factory=factory, start_thread=False):
-        with pytest.raises(OutputFault, match="cannot open GPIO outputs"):
-            open_outputs({"backend": "gpiozero"}, pin_factory=factory, start_thread=False)
+    with (
+        open_outputs({"backend": "gpiozero"}, pin_factory=factory, start_thread=False),
+        pytest.raises(OutputFault, match="cannot open GPIO outputs"),
+    ):
+        open_outputs({"backend": "gpiozero"}, pin_factory=factory, start_thread=False)
     with pytest.raises(OutputFault, match="unknown gpiozero pin factory"):
         open_outputs({"backend": "gpiozero", "pin_factory": "nosuch"}, start_thread=False)

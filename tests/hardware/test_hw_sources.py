@@ -211,3 +211,30 @@ def test_scene_source_frames_limit() -> None:
         frames = list(src)
         assert src.read() is None
     assert len(frames) == 4 and frames[0].image.shape == (240, 320, 3)  # type: ignore[union-attr]
+
+
+def test_drop_stale_delivers_the_newest_frame(video: Path) -> None:
+    cfg = {"kind": "opencv", "device": str(video), "drop_stale": True}
+    with open_source(cfg) as src:
+        first = src.read()  # starts the grabber
+        assert first is not None
+        deadline = time.monotonic() + 10
+        while src.status().dropped + 1 < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        rest = list(src)
+        status = src.status()
+    delivered = [first, *rest]
+    assert status.dropped >= 3 and len(delivered) + status.dropped == 5
+    assert float(delivered[-1].image.mean()) > 150  # type: ignore[union-attr]  # frame 4
+    assert [f.index for f in delivered] == list(range(len(delivered)))
+
+
+def test_grabber_reports_a_camera_gone_for_good(video: Path) -> None:
+    cfg = {"kind": "opencv", "device": str(video), "on_end": "reconnect", "drop_stale": True,
+           "reconnect_delay_s": 0.01, "max_reconnect_delay_s": 0.02, "give_up_after_s": 0.2}
+    with open_source(cfg) as src:
+        assert src.read() is not None
+        video.unlink()
+        with pytest.raises(SourceUnavailable, match="away"):
+            for _ in range(10_000):
+                src.read()

@@ -193,3 +193,19 @@ def test_gate_sync_end_to_end_with_queued_used_permits(tmp_path: Path, broker: A
         assert rec.versions("config") == [4] and "time" not in rec.items
         assert gs.backlog() == 0
     gs.close()  # twice is fine
+
+
+def test_callback_failure_counts_refused_and_keeps_the_version(sb: Sandbox) -> None:
+    calls: list[int] = []
+
+    def broken(item: DownlinkItem) -> None:
+        calls.append(item.version)
+        if len(calls) == 1:
+            raise ValueError("body not understood")
+
+    dl = Downlink(gate="g1", site="s1", trust=sb.new_store(), on_config=broken)
+    raw = sb.sign_document("gate_config", {"gate": "g1"}, version=3)
+    dl.handle(topics.config("g1"), raw, True)
+    assert dl.stats.refused == {"gate_config": 1} and "gate_config" not in dl.versions()
+    dl.handle(topics.config("g1"), raw, True)  # the same item again is tried again
+    assert calls == [3, 3] and dl.stats.applied == {"gate_config": 1}

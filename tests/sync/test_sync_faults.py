@@ -116,3 +116,34 @@ def test_gate_process_sigkill_mid_burst_then_restart(tmp_path: Path, broker: Any
     assert len(ledger_eids(db)) == 1200
     wait_for(lambda: len(centre.seqs(gate)) == 1200, 10, "centre complete")
     assert_exact(centre, db, gate)
+
+
+def test_long_outage_while_admitting_then_live_first_and_exact(tmp_path: Path,
+                                                               mosquitto_factory: Any) -> None:
+    b = mosquitto_factory(workdir=tmp_path / "m")
+    b.start()
+    centre = FakeCentre(b.port).start()
+    db = tmp_path / "ledger.db"
+    ledger = Ledger(db, gate="g-out")
+    cfg = BrokerConfig(port=b.port, ack_timeout_s=2.0, reconnect_min_s=0.2,
+                       reconnect_max_s=0.5, keepalive=5, batch_size=100, drain_rate=1000)
+    try:
+        with Outbox(db) as ob, GateLink(gate="g-out", outbox=ob, broker=cfg) as link:
+            ledger.admit(50)
+            wait_for(lambda: ob.backlog() == 0, 15, "online and acked")
+            b.kill()  # the network is gone; the gate keeps admitting
+            wait_for(lambda: not link.status().connected, 15, "outage noticed")
+            ledger.admit(1500)
+            b.start()
+            wait_for(lambda: link.status().connected, 15, "reconnected")
+            live = ledger.admit(10)  # after the reconnect: must not wait behind the backlog
+            wait_for(lambda: ob.backlog() == 0, 60, "backlog drained and acked")
+        with centre.lock:
+            order = list(centre.order)
+        first_live = min(order.index(e.seq) for e in live)
+        last_backlog = max(i for i, s in enumerate(order) if s <= 1550)
+        assert first_live < last_backlog
+        assert_exact(centre, db, "g-out")
+    finally:
+        centre.stop()
+        ledger.close()

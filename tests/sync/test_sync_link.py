@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -9,8 +10,9 @@ from typing import Any
 import pytest
 from sync_helpers import FakeCentre, Ledger, wait_for
 
+from sync import topics
 from sync.config import BrokerConfig
-from sync.link import GateLink
+from sync.link import GateLink, backoff_delay
 from sync.outbox import Outbox
 
 pytestmark = pytest.mark.broker
@@ -117,3 +119,35 @@ def test_refused_connection_is_never_connected(tmp_path: Path, mosquitto_factory
         st = link.status()
         assert not st.connected and st.published_through == 0 and st.backlog == 3
         assert st.last_error is not None and "connect" in st.last_error
+
+
+def test_garbled_acks_delete_nothing(tmp_path: Path, broker: Any, centre: FakeCentre) -> None:
+    gate = "g-garble"
+    centre.ack_enabled = False
+    ledger = Ledger(tmp_path / "ledger.db", gate=gate)
+    ledger.admit(20)
+    hostile = [b"\xff\xfe", b'{"v":1,"gate":"other","seq":20}', b'{"v":1,"gate":"g-garble"}',
+               b'{"v":1,"gate":"g-garble","seq":"20"}', b"[" * 5000, b"{" + b" " * 9000 + b"}"]
+    with Outbox(tmp_path / "ledger.db") as ob, GateLink(gate=gate, outbox=ob,
+                                                        broker=cfg(broker.port)) as link:
+        wait_for(lambda: len(centre.seqs(gate)) == 20, 10, "centre has the events")
+        for n, payload in enumerate(hostile, 1):
+            info = centre.client.publish(topics.ack(gate), payload, qos=1, retain=True)
+            info.wait_for_publish(5)
+            wait_for(lambda n=n: link.status().refused_acks == n, 5, f"ack #{n} refused")
+        assert ob.backlog() == 20 and link.status().acked_through == 0
+        centre.send_ack(gate, 12)  # a partial, valid ack
+        wait_for(lambda: ob.backlog() == 8, 10, "valid ack applied")
+        assert [e.seq for e in ob.pending(100)] == list(range(13, 21))
+    ledger.close()
+
+
+def test_backoff_grows_exponentially_is_capped_and_jittered() -> None:
+    rng = random.Random(7)
+    delays = [backoff_delay(a, 0.5, 30.0, rng) for a in range(12)]
+    for a, d in enumerate(delays):
+        full = min(30.0, 0.5 * 2**a)
+        assert full / 2 <= d <= full
+    assert delays[-1] <= 30.0 and delays[5] > delays[0]
+    spread = {round(backoff_delay(8, 0.5, 30.0, rng), 3) for _ in range(20)}
+    assert len(spread) > 10  # jitter: gates do not reconnect in lockstep

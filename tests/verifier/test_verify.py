@@ -6,8 +6,8 @@ from typing import Any
 
 import cbor2
 import pytest
+from permit_helpers import NOW, SLOT, claims_of, cose_of, forge, text_from_cose
 
-from tests.verifier.conftest import NOW, SLOT, claims_of, cose_of, forge, text_from_cose
 from verifier import (
     PermitRefused,
     Reason,
@@ -33,8 +33,15 @@ def refused(raw: Any, now: float, store: TrustStore, **kw: Any) -> Reason:
 @pytest.mark.parametrize("key", ["es256", "eddsa"])
 def test_valid_permit_round_trip(sb: Sandbox, key: str) -> None:
     issued = sb.issue_full(
-        ptype="umrah", site="madinah", slot=SLOT, party=3, gate_groups=("north", "east"),
-        key=key, initials="ak", doc_number="p 123-4567", health="ok",
+        ptype="umrah",
+        site="madinah",
+        slot=SLOT,
+        party=3,
+        gate_groups=("north", "east"),
+        key=key,
+        initials="ak",
+        doc_number="p 123-4567",
+        health="ok",
     )
     permit = verify_at(issued.text, NOW, trust=sb.store, window=SlotWindow(600, 600))
     assert isinstance(permit, VerifiedPermit)
@@ -123,8 +130,9 @@ def test_key_scope_sites_types_issuer() -> None:
     sb = Sandbox.create(sites=("makkah-haram",), seed="scope")
     sb.add_issuer("bus-only", ptypes=("bus",), sites=("madinah",))
     sb.publish_trust_list()
-    assert verify_at(sb.issue(ptype="bus", site="madinah", key="bus-only", slot=SLOT), NOW,
-                     trust=sb.store)
+    assert verify_at(
+        sb.issue(ptype="bus", site="madinah", key="bus-only", slot=SLOT), NOW, trust=sb.store
+    )
     for kw in ({"ptype": "umrah", "site": "madinah"}, {"ptype": "bus", "site": "makkah-haram"}):
         raw = sb.issue(key="bus-only", slot=SLOT, **kw)
         assert refused(raw, NOW, sb.store) == Reason.KEY_OUT_OF_SCOPE
@@ -188,8 +196,9 @@ def test_colliding_kids_try_each_candidate() -> None:
         ({1: -7, 4: "kid"}, Reason.BAD_COSE),  # kid must be bytes
     ],
 )
-def test_algorithm_confusion_and_headers(sb: Sandbox, header: dict[int, Any],
-                                         reason: Reason) -> None:
+def test_algorithm_confusion_and_headers(
+    sb: Sandbox, header: dict[int, Any], reason: Reason
+) -> None:
     key = sb.issuers["es256"]
     claims = claims_of(sb.issue(slot=SLOT))
     h = {4: key.kid, **header} if 4 not in header else header
@@ -205,8 +214,9 @@ def test_hmac_forgery_with_public_key_as_secret(sb: Sandbox) -> None:
     key = sb.issuers["es256"]
     protected_raw = cbor2.dumps({1: 5, 4: key.kid}, canonical=True)
     payload = cbor2.dumps(claims_of(sb.issue(slot=SLOT)), canonical=True)
-    tag = hmac.new(key.public_der(), cose.sig_structure(protected_raw, payload),
-                   hashlib.sha256).digest()
+    tag = hmac.new(
+        key.public_der(), cose.sig_structure(protected_raw, payload), hashlib.sha256
+    ).digest()
     raw = text_from_cose(cbor2.dumps(cbor2.CBORTag(18, [protected_raw, {}, payload, tag])))
     assert refused(raw, NOW, sb.store) == Reason.BAD_ALGORITHM
 
@@ -290,3 +300,19 @@ def test_not_text_input() -> None:
     assert refused(12345, NOW, store) == Reason.MALFORMED
     assert refused(b"\xff\xfe", NOW, store) == Reason.BAD_ENCODING
     assert refused("GP1:\u00e9\u00e9\u00e9", NOW, store) == Reason.BAD_ENCODING
+
+
+@pytest.mark.parametrize("now", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_time_is_a_caller_error(sb: Sandbox, now: float) -> None:
+    raw = sb.issue(slot=SLOT)
+    with pytest.raises(ValueError, match="finite") as info:
+        verify_at(raw, now, trust=sb.store, window=SlotWindow(600, 600))
+    assert not isinstance(info.value, PermitRefused)
+
+
+def test_any_site_sandbox_needs_a_site() -> None:
+    sb = Sandbox.create(sites=(), seed="any-site")
+    raw = sb.issue(slot=SLOT, site="taif")
+    assert verify_at(raw, NOW, trust=sb.store).site == "taif"
+    with pytest.raises(ValueError, match="site"):
+        sb.issue(slot=SLOT)

@@ -111,7 +111,7 @@
   function render(d) {
     document.getElementById("total-admitted").textContent = d.totals.admitted;
     document.getElementById("total-events").textContent = d.totals.events;
-    document.getElementById("total-conflicts").textContent = d.conflicts.length;
+    document.getElementById("total-conflicts").textContent = d.conflict_count;
     document.getElementById("total-anomalies").textContent = d.anomalies.count;
     renderSites(d.sites);
     fillRows("gates", d.gates, g => [
