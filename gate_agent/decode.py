@@ -16,6 +16,7 @@ make one per camera thread. Libraries are imported when a decoder is built.
 from __future__ import annotations
 
 import ctypes
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ import numpy as np
 import numpy.typing as npt
 
 from hardware.image import Gray, to_gray
+
+log = logging.getLogger("gate_agent.decode")
 
 Point = tuple[float, float]
 Quad = tuple[Point, Point, Point, Point]
@@ -360,10 +363,12 @@ class CascadeDecoder:
     1. **First pass**: zxing-cpp on the whole frame, normal polarity only (inversion
        doubles the cost of empty frames). A frame dominated by pixel noise (mean
        absolute neighbour difference above ``noise_level``) is read at half
-       resolution instead: the 2x2 average halves the noise and quarters the work.
+       resolution instead (the 2x2 average halves the noise and quarters the work),
+       except every ``noisy_full_every``-th frame, which gets the full-resolution pass,
+       so a small code in a noisy stream is still read within a few frames.
        Every ``invert_every``-th frame the pass also looks for light-on-dark codes
-       (phones in dark mode), so those are found within a few frames at a quarter of
-       the cost.
+       (phones in dark mode), so those are found within that many frames at a
+       fraction of the cost.
     2. **Where a code is likely** (only if the first pass read nothing): the regions
        where zxing-cpp found finder patterns but could not decode, the region of the
        last hit for ``roi_memory`` frames, and the whole image when it is small
@@ -380,21 +385,28 @@ class CascadeDecoder:
     def __init__(
         self,
         *,
-        invert_every: int = 4,
+        invert_every: int = 3,
         roi_memory: int = 8,
         still_pixels: int = 640_000,
         noise_level: float = 12.0,
+        noisy_full_every: int = 3,
         use_pyzbar: bool = True,
     ) -> None:
         import cv2
 
         self._cv2 = cv2
         self._zx = ZxingDecoder(try_invert=False, return_errors=True)
-        self._zbar = PyzbarDecoder() if use_pyzbar else None
+        self._zbar: PyzbarDecoder | None = None
+        if use_pyzbar:
+            try:
+                self._zbar = PyzbarDecoder()
+            except ImportError as exc:  # pyzbar or Debian's libzbar0 missing: still decode
+                log.warning("ZBar unavailable, the cascade's last retry is skipped: %s", exc)
         self.invert_every = invert_every
         self.roi_memory = roi_memory
         self.still_pixels = still_pixels
         self.noise_level = noise_level
+        self.noisy_full_every = noisy_full_every
         self._calls = 0
         self._last_hits: list[tuple[Point, ...]] = []
         self._since_hit = 1 << 30
@@ -448,7 +460,8 @@ class CascadeDecoder:
         cv2 = self._cv2
         invert = self.invert_every > 0 and self._calls % self.invert_every == 0
         h, w = gray.shape
-        if h * w > self.still_pixels and self._noisy(gray):
+        full_turn = self.noisy_full_every > 0 and self._calls % self.noisy_full_every == 0
+        if h * w > self.still_pixels and not full_turn and self._noisy(gray):
             small = cv2.resize(gray, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
             results = self._zx.raw(small, try_invert=invert)
             scale = 0.5
@@ -496,7 +509,9 @@ class CascadeDecoder:
         steps: list[tuple[str, Callable[[], list[Code]]]] = []
         whole = roi.x0 == 0 and roi.y0 == 0 and crop.shape == gray.shape
         if not whole:
-            steps.append(("crop", lambda: attempt(crop)))
+            # Both polarities: a crop is small, and a dark-mode code read on an
+            # inverting turn must be followed in the frames after.
+            steps.append(("crop", lambda: attempt(crop, try_invert=True)))
         steps += [
             ("histogram", lambda: attempt(crop, binarizer=hist)),
             ("sharpen", lambda: attempt(_sharpen(crop, 1.5))),

@@ -40,7 +40,7 @@ Image = npt.NDArray[np.uint8]
 IMPAIRMENTS: tuple[str, ...] = (
     "clean",  # held square-on at a comfortable distance
     "perspective",  # tilted strongly away from the camera
-    "small",  # far from the camera: about 2 pixels per module
+    "small",  # far from the camera: about 1.5 to 2 pixels per module
     "rotation",  # turned in-plane by any angle
     "blur",  # out of focus
     "motion",  # moved while the shutter was open
@@ -49,6 +49,7 @@ IMPAIRMENTS: tuple[str, ...] = (
     "noise",  # strong sensor noise in normal light
     "moire",  # phone screen pixel grid beating with the camera's
     "occlusion",  # a thumb over part of the code
+    "darkmode",  # a phone in dark mode: light modules on a dark screen
 )
 MEDIA: tuple[str, ...] = ("phone", "paper")
 
@@ -138,7 +139,10 @@ class SceneSimulator:
             yield frame
 
     def presentation(self, k: int) -> list[SceneFrame]:
-        """Replay presentation ``k`` alone: its gap frames, then the frames showing the code."""
+        """Replay presentation ``k`` alone: its gap frames, then the frames showing the code.
+
+        The images and truth equal the stream's; ``index`` counts from 0 here.
+        """
         return list(self._presentation_frames(k, 0))
 
     def impairment_of(self, k: int) -> str:
@@ -152,6 +156,8 @@ class SceneSimulator:
         impairment = self.impairment_of(k)
         payload = self.payloads[k % len(self.payloads)]
         medium = self.media[int(rng.integers(len(self.media)))]
+        if impairment == "darkmode":
+            medium = "phone"
         bg = self._backgrounds[int(rng.integers(len(self._backgrounds)))]  # noisy variants
         gap = int(rng.integers(self.gap_frames[0], self.gap_frames[1] + 1))
         shown = int(rng.integers(self.frames_per_presentation[0],
@@ -176,6 +182,8 @@ class SceneSimulator:
 
     def _card(self, payload: bytes, medium: str, impairment: str,
               rng: np.random.Generator) -> Image:
+        if impairment == "darkmode":
+            return _card(payload, "phone", dark_mode=True).copy()
         card = _card(payload, medium).copy()
         if impairment == "moire" and medium == "phone":
             _moire(card, rng)
@@ -187,7 +195,7 @@ class SceneSimulator:
                rng: np.random.Generator) -> _Placement:
         w, h = self.size
         ch, cw = card_shape[:2]
-        # Code width on screen in pixels: a fraction of the frame height.
+        # Width of the phone or paper card on screen, as a fraction of the frame height.
         frac = {"small": (0.17, 0.23), "perspective": (0.35, 0.5)}.get(impairment, (0.28, 0.5))
         width = float(rng.uniform(*frac)) * h
         height = width * ch / cw
@@ -315,8 +323,11 @@ def _add_noise(img: Image, fields: tuple[Image, Image], rng: np.random.Generator
     target[:] = out
 
 @lru_cache(maxsize=64)
-def _card(payload: bytes, medium: str) -> Image:
-    """The code on its medium, front-on, BGR (cached per payload and medium)."""
+def _card(payload: bytes, medium: str, dark_mode: bool = False) -> Image:
+    """The code on its medium, front-on, BGR (cached per payload and medium).
+
+    ``dark_mode``: a phone app in dark mode draws light modules on a dark screen.
+    """
     import cv2
     import segno
 
@@ -330,6 +341,8 @@ def _card(payload: bytes, medium: str) -> Image:
     side = modules.shape[0]
     if medium == "phone":
         dark, light = np.array([25, 20, 20]), np.array([250, 245, 238])  # cool-white screen
+        if dark_mode:
+            dark, light = np.array([235, 232, 228]), np.array([28, 24, 24])
         code = np.where(modules[..., None] == 1, dark, light).astype(np.uint8)
         bezel = int(side * 0.08)
         card = np.full((int(side * 1.55), side + 2 * bezel, 3), 30, np.uint8)  # phone body
@@ -417,14 +430,21 @@ def _glare(roi: Image, corners: npt.NDArray[np.float32], rng: np.random.Generato
     h, w = roi.shape[:2]
     centre = corners.mean(axis=0) + rng.uniform(-0.3, 0.3, size=2) * np.ptp(corners, axis=0)
     axes = np.ptp(corners, axis=0) * rng.uniform(0.15, 0.3, size=2)
-    mask = np.zeros((h, w), np.float32)
-    cv2.ellipse(mask, (int(centre[0]), int(centre[1])), (int(axes[0]) + 1, int(axes[1]) + 1),
-                float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
-    mask = np.asarray(cv2.GaussianBlur(mask, (0, 0), max(float(axes.min()) / 2, 1.0)),
-                      dtype=np.float32)
     strength = float(rng.uniform(0.6, 0.9))
-    out = roi.astype(np.float32) + (mask * strength * 255.0)[..., None]
-    roi[:] = np.clip(out, 0, 255).astype(np.uint8)
+    # Drawn and blurred at a quarter of the size: a soft highlight has no fine detail.
+    q = 4
+    small = np.zeros((h // q + 1, w // q + 1), np.uint8)
+    cv2.ellipse(small, (int(centre[0] / q), int(centre[1] / q)),
+                (int(axes[0] / q) + 1, int(axes[1] / q) + 1), float(rng.uniform(0, 180)),
+                0, 360, int(255 * strength), -1)
+    small = np.asarray(cv2.GaussianBlur(small, (0, 0), max(float(axes.min()) / (2 * q), 0.5)),
+                       dtype=np.uint8)
+    # Only the glossy surface reflects: clip the glow to the card's outline.
+    outline = np.zeros_like(small)
+    cv2.fillConvexPoly(outline, np.round(corners / q).astype(np.int32), 255)
+    small = cv2.min(small, outline)
+    mask = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    roi[:] = cv2.add(roi, cv2.merge([mask, mask, mask]))
 
 
 def _thumb(roi: Image, corners: npt.NDArray[np.float32], rng: np.random.Generator) -> None:

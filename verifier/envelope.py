@@ -34,7 +34,9 @@ def wrap(cose_bytes: bytes) -> str:
 
 def unwrap(raw: str | bytes) -> bytes:
     """COSE bytes from permit text; raise :class:`PermitRefused` (never anything else)."""
-    if isinstance(raw, (bytes, bytearray, memoryview)):
+    if type(raw) is str:  # the usual case first
+        text = raw
+    elif isinstance(raw, (bytes, bytearray, memoryview)):
         if len(raw) > MAX_TEXT_LEN:
             raise PermitRefused(Reason.TOO_LARGE, f"payload above {MAX_TEXT_LEN} bytes")
         try:
@@ -42,7 +44,7 @@ def unwrap(raw: str | bytes) -> bytes:
         except UnicodeDecodeError:
             raise PermitRefused(Reason.BAD_ENCODING, "payload is not ASCII text") from None
     elif isinstance(raw, str):
-        text = raw
+        text = str(raw)
     else:
         raise PermitRefused(Reason.MALFORMED, "payload must be text or bytes")
     if len(text) > MAX_TEXT_LEN:

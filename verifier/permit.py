@@ -250,28 +250,29 @@ def decode_claims(claims: Any, kid: bytes, alg: str) -> VerifiedPermit:
     # The frozen dataclass __init__ spends ~2 µs on 20 object.__setattr__ calls; every
     # field is validated above, so fill the instance dict in one call instead.
     permit = object.__new__(VerifiedPermit)
-    permit.__dict__.update(
-        permit_id=cti,
-        ph=hashlib.sha256(cti).digest()[:16].hex(),
-        issuer=iss,
-        issued_at=iat,
-        ptype=ptype,
-        site=site,
-        gate_groups=tuple(gates),
-        slot_start=slot_start,
-        slot_end=slot_start + duration,
-        party=party,
-        holder_initials=initials,
-        holder_doc_digits=digits,
-        holder_hash=hashed,
-        health=health,
-        route=None if route is None else _opt_ident(route, "route"),
-        departure=None if departure is None else _time(departure, "departure"),
-        kid=kid,
-        alg=alg,
-        expires_at=None if exp is None else _time(exp, "exp"),
-        not_before=None if nbf is None else _time(nbf, "nbf"),
-    )
+    fields = {
+        "permit_id": cti,
+        "ph": hashlib.sha256(cti).digest()[:16].hex(),
+        "issuer": iss,
+        "issued_at": iat,
+        "ptype": ptype,
+        "site": site,
+        "gate_groups": tuple(gates),
+        "slot_start": slot_start,
+        "slot_end": slot_start + duration,
+        "party": party,
+        "holder_initials": initials,
+        "holder_doc_digits": digits,
+        "holder_hash": hashed,
+        "health": health,
+        "route": None if route is None else _opt_ident(route, "route"),
+        "departure": None if departure is None else _time(departure, "departure"),
+        "kid": kid,
+        "alg": alg,
+        "expires_at": None if exp is None else _time(exp, "exp"),
+        "not_before": None if nbf is None else _time(nbf, "nbf"),
+    }
+    object.__setattr__(permit, "__dict__", fields)
     return permit
 
 

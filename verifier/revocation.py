@@ -115,6 +115,8 @@ class RevocationSet:
     """Revoked permit ids from signed snapshots and deltas: ``permit_id in revset``.
 
     ``trust`` supplies the keys allowed to sign revocations (root or ``revocation`` role).
+    ``apply`` rebinds whole containers rather than mutating them, so a sync thread may
+    apply documents while a camera thread looks ids up.
     """
 
     def __init__(self, trust: TrustStore) -> None:
@@ -160,10 +162,13 @@ class RevocationSet:
         return self.version
 
     def __contains__(self, permit_id: object) -> bool:
-        if permit_id in self._added:
-            return True
-        if permit_id in self._removed:
-            return False
+        if type(permit_id) is not bytes:
+            return False  # never raise on a lookup: revocation only ever holds bytes ids
+        if self._added or self._removed:  # deltas on top of the snapshot
+            if permit_id in self._added:
+                return True
+            if permit_id in self._removed:
+                return False
         return permit_id in self._snapshot
 
     def __len__(self) -> int:

@@ -23,9 +23,15 @@ What it holds (all public attributes, stable):
 - ``epoch``: a fixed base time (2026-05-28 20:26:40 UTC) used when no slot is given.
 - ``issued``: QR text -> :class:`IssuedPermit` for every permit minted here.
 
-Rotation and rollback tests: ``add_issuer(...)`` then ``publish_trust_list()`` (signs
-and applies the next version; ``apply=False`` to get the bytes only), and
-``sign_trust_list(version)`` for any version.
+Rotation and rollback tests: ``add_issuer(...)`` / ``remove_issuer(name)`` or edit
+``specs[name]`` (an :class:`IssuerSpec`: validity window, ``verify_until``, scope), then
+``publish_trust_list()`` (signs and applies the next version; ``apply=False`` to get
+the bytes only); ``sign_trust_list(version)`` signs any version.
+
+Gate-side views: ``new_store()`` (a fresh TrustStore from the bundle, as a gate builds
+it), ``revocation_set()`` (every revocation document applied), ``bundle()`` (the
+:class:`TrustBundle`), ``bundle_files()`` (file name -> bytes). ``load_sandbox(files)``
+rebuilds a Sandbox from those files (what ``gatepass keys rotate/revoke`` use).
 
 With ``seed`` the keys and permit ids are reproducible (signatures still vary: ECDSA
 uses a random nonce). Randomness here never touches the clock, files or network,

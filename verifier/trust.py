@@ -59,7 +59,8 @@ class TrustStore:
 
     ``apply`` verifies a signed trust list against the root and refuses one whose
     version is older than the held one (``Reason.ROLLBACK``); re-applying the very
-    same list is a no-op.
+    same list is a no-op. ``apply`` builds the new key index first and then rebinds it,
+    so verification in another thread sees the old or the new list, never half of one.
     """
 
     def __init__(self, root_public: cose.PublicKey, *, root_kid: bytes | None = None) -> None:

@@ -80,6 +80,7 @@ def build_summary(store: Store, sites: Sequence[SiteConfig], now: float) -> dict
             "backlog": h.get("backlog"),
             "clock": h.get("clock"),
             "last_verdict_t": h.get("last_verdict_t"),
+            "fps": h.get("fps"),
             "health_t": g.health_t,
             "last_seen": g.last_seen,
             "contiguous_seq": g.contiguous_seq,

@@ -1,8 +1,8 @@
 """The centre's HTTP side: dashboard page, JSON API, document intake and ``/metrics``.
 
 Stdlib ``ThreadingHTTPServer`` in a named thread. Everything the page needs ships in
-this package (``static/``): no request ever leaves for the internet, and the Content
-Security Policy says so to the browser too.
+this package (``index.html``, ``app.js``, ``app.css``): no request ever leaves for the
+internet, and the Content Security Policy says so to the browser too.
 
 Routes::
 
@@ -51,7 +51,8 @@ JOIN_TIMEOUT_S: Final = 10.0
 
 
 def _asset(name: str) -> bytes:
-    return resources.files("central.dashboard").joinpath("static", name).read_bytes()
+    # Next to this module (not in a sub-folder) so the package-data globs ship them.
+    return resources.files("central.dashboard").joinpath(name).read_bytes()
 
 
 class DashboardServer:

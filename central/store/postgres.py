@@ -181,8 +181,16 @@ class PostgresStore(Store):
                 raise StoreError(f"cannot read PostgreSQL store: {_line(exc)}") from None
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        with self._reader() as conn:
-            return conn.execute(sql, params).fetchall()
+        for attempt in (1, 2):
+            try:
+                with self._reader() as conn:
+                    return conn.execute(sql, params).fetchall()
+            except StoreError:
+                # A session killed while idle (server restart) is noticed on first use:
+                # one fresh connection and the read is answered after all.
+                if attempt == 2 or self._r is None or not self._r.broken:
+                    raise
+        raise AssertionError("unreachable")
 
     @contextmanager
     def _write(self) -> Iterator[psycopg.Connection[Any]]:

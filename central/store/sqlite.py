@@ -8,6 +8,9 @@ for a writer (WAL).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import sqlite3
 import threading
 from collections import Counter
@@ -110,8 +113,11 @@ class SQLiteStore(Store):
         self._wlock = threading.Lock()
         self._rlock = threading.Lock()
         self._closed = False
+        self._lockfile: int | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):  # read-only directory: SQLite's locks only
+                self._lockfile = os.open(f"{self.path}.writer", os.O_RDWR | os.O_CREAT, 0o600)
             self._w = self._connect(busy_timeout_s)
             self._w.executescript(SCHEMA)
             self._w.execute("CREATE TEMP TABLE IF NOT EXISTS fresh_ph (ph TEXT PRIMARY KEY)")
@@ -132,7 +138,7 @@ class SQLiteStore(Store):
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._wlock:
+        with self._wlock, self._writer_turn():
             if self._closed:
                 raise StoreError("store is closed")
             conn = self._w
@@ -152,6 +158,19 @@ class SQLiteStore(Store):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise StoreError(f"cannot commit to {self.path}: {exc}") from None
+
+    @contextmanager
+    def _writer_turn(self) -> Iterator[None]:
+        # Writers of all processes queue on an OS file lock and wake the moment it is
+        # free; SQLite's own busy handler polls with sleeps of up to 100 ms instead.
+        if self._lockfile is None:
+            yield
+            return
+        fcntl.flock(self._lockfile, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lockfile, fcntl.LOCK_UN)
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._rlock:
@@ -411,3 +430,6 @@ class SQLiteStore(Store):
             self._closed = True
             self._w.close()
             self._r.close()
+            if self._lockfile is not None:
+                os.close(self._lockfile)
+                self._lockfile = None

@@ -109,7 +109,9 @@ class GateOutputs:
             self._schedule(now + c.admit_beep_s, "buzzer", False, pattern)
             self._schedule(now + c.admit_light_s, "green", False, pattern)
             # The relay pulse is never cut short by a following signal: the admitted
-            # person must be able to pass.
+            # person must be able to pass. A second admit during a pulse extends it
+            # (the earlier switch-off and its feedback checks are dropped).
+            self._pending = [a for a in self._pending if a.device != "relay"]
             self._schedule(now + c.relay_pulse_s, "relay", False, pattern=-1)
             if self._feedback is not None:
                 self._schedule(now + c.feedback_timeout_s, "relay", True, -1, check=True)

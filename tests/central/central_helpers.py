@@ -72,6 +72,9 @@ class SimGate:
         self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=10,
                                     check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL: survives a process kill (what these tests do), not a power cut; keeps
+        # thousands of one-row admissions cheap on a loaded machine.
+        self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute(
             "CREATE TABLE IF NOT EXISTS ledger (seq INTEGER PRIMARY KEY, eid TEXT, "
             "verdict TEXT, party INTEGER)"

@@ -39,7 +39,7 @@ def test_gate_events_are_stored_acked_and_deleted_at_the_gate(
     gate = SimGate(tmp_path / "g-e2e.db", gid, broker.port, protocol=protocol)
     with Aggregator(store=sqlite_store, broker=broker_config(broker.port, protocol),
                     client_id=uid("agg-e2e")) as agg:
-        wait_for(lambda: agg.connected, 10, "aggregator connected")
+        wait_for(lambda: agg.connected, 30, "aggregator connected")
         gate.start()
         gate.admit(150, party=2)
         gate.admit(20, verdict="deny")
@@ -60,7 +60,7 @@ def test_mismatched_gate_and_garbage_are_refused_and_not_acked(
     try:
         with Aggregator(store=sqlite_store, broker=broker_config(broker.port),
                         client_id="agg-refuse") as agg:
-            wait_for(lambda: agg.connected, 10, "aggregator connected")
+            wait_for(lambda: agg.connected, 30, "aggregator connected")
             # gate "g-evil" publishes events claiming to be from g-victim, on its own topic
             forged = [make_event("g-victim", s) for s in (1, 2)]
             body = {"v": 1, "gate": "g-victim",
@@ -99,7 +99,7 @@ def test_two_workers_share_the_subscription_without_double_counting(
     try:
         for w in workers:
             w.start()
-        wait_for(lambda: all(w.connected for w in workers), 10, "workers connected")
+        wait_for(lambda: all(w.connected for w in workers), 30, "workers connected")
         for g in gates:
             g.start()
         for _ in range(10):

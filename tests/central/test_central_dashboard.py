@@ -35,7 +35,7 @@ def centre(broker: Any, tmp_path: Path) -> Iterator[tuple[Store, Aggregator, Das
     agg.start()
     dash.start()
     try:
-        wait_for(lambda: agg.connected, 10, "aggregator connected")
+        wait_for(lambda: agg.connected, 30, "aggregator connected")
         yield store, agg, dash
     finally:
         dash.close()
@@ -70,22 +70,22 @@ def test_dashboard_counts_appear_and_rise_live_in_chromium(
         gate.admit(12, party=2)
         page.goto(dash.url + "/")
         admitted = page.locator('[data-site-admitted="haram"]')
-        admitted.wait_for(timeout=15000)
+        admitted.wait_for(timeout=30000)
         page.wait_for_function(
             "() => document.querySelector('[data-site-admitted=\"haram\"]')?.textContent === '24'",
-            timeout=15000,
+            timeout=30000,
         )
         # more people arrive while the page is open: the number rises without a reload
         gate.admit(5, party=3, slot=SLOT + 3600)
         bus.admit(4, party=1, trip="T42", mode="boarding", ptype="bus")
         page.wait_for_function(
             "() => document.querySelector('[data-site-admitted=\"haram\"]')?.textContent === '39'",
-            timeout=15000,
+            timeout=30000,
         )
         page.wait_for_function(
             "() => document.querySelector('[data-site-admitted=\"bus-mina\"]')"
             "?.textContent === '4'",
-            timeout=15000,
+            timeout=30000,
         )
         assert page.locator(f'[data-slot-admitted="haram/{SLOT + 3600}"]').text_content() == "15"
         # one bar per slot in the SVG chart, heights from the data
@@ -94,20 +94,20 @@ def test_dashboard_counts_appear_and_rise_live_in_chromium(
         assert page.locator('[data-trip="T42"]').count() == 1
         page.wait_for_function(
             f"() => document.querySelector('[data-gate=\"{gid}\"] .state-online') !== null",
-            timeout=15000,
+            timeout=30000,
         )
         # the same permit admitted at the two gates is flagged on the page
         ph = ph_of(4242)
         gate.admit(1, ph=ph, t=SLOT + 10)
         bus.admit(1, ph=ph, t=SLOT + 20)
         page.wait_for_function(
-            f"() => document.querySelector('[data-conflict=\"{ph}\"]') !== null", timeout=15000
+            f"() => document.querySelector('[data-conflict=\"{ph}\"]') !== null", timeout=30000
         )
         # the gate goes away: its row says offline
         gate.cut()
         page.wait_for_function(
             f"() => document.querySelector('[data-gate=\"{gid}\"] .state-offline') !== null",
-            timeout=15000,
+            timeout=30000,
         )
     finally:
         gate.close()

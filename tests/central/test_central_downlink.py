@@ -35,7 +35,7 @@ def test_beacons_used_stream_and_relayed_documents_are_signed(
             signer=DownlinkSigner(key=sb.central), trust=sb.new_store(),
             clock=lambda: NOW, time_beacon_period_s=0.2,
         ) as agg:
-            wait_for(lambda: agg.connected, 10, "aggregator connected")
+            wait_for(lambda: agg.connected, 30, "aggregator connected")
             wait_for(lambda: bool(listener.on(topics.TIME)), 10, "a time beacon")
             version, body = documents.open_document(
                 listener.on(topics.TIME)[0], documents.KIND_TIME_BEACON, gate_trust)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import pytest
@@ -160,3 +161,23 @@ def test_closed_store_refuses_and_close_is_idempotent(store_url: str) -> None:
     s.close()
     with pytest.raises(StoreError):
         s.add_events([make_event("g1", 1)], now=1.0)
+
+
+@pytest.mark.postgres
+def test_postgres_store_reconnects_after_losing_its_session(postgres_url: str) -> None:
+    import psycopg
+
+    with open_store(postgres_url) as s, psycopg.connect(postgres_url, autocommit=True) as admin:
+        s.add_events([make_event("g1", 1)], now=1.0)
+        assert s.event_count() == 1  # the reading session exists before the kill too
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        batch = [make_event("g1", 2), make_event("g1", 3)]
+        with contextlib.suppress(StoreError):  # may notice the dead session; keeps nothing
+            s.add_events(batch, now=2.0)
+        result = s.add_events(batch, now=3.0)  # the aggregator's retry
+        assert result.acks == {"g1": 3}
+        assert totals(s)["events"] == 3
+        assert s.event_count() == 3

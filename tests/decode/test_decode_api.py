@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import draw_qr, paste
+from decode_helpers import draw_qr, paste
 
 from gate_agent.decode import (
     BACKENDS,
@@ -85,8 +85,9 @@ def test_one_d_barcodes_are_not_reported() -> None:
 def test_default_finds_light_on_dark_codes_within_a_few_frames(permit_text: str) -> None:
     dec = make_decoder("default")
     frame = 255 - frame_with(draw_qr(permit_text, scale=5))
-    found = [bool(dec.decode(frame)) for _ in range(4)]
-    assert any(found)
+    found = [bool(dec.decode(frame)) for _ in range(8)]
+    assert any(found[:3])  # an inverting turn comes within three frames
+    assert all(found[found.index(True):])  # then the last hit's region keeps it in sight
 
 
 def test_default_reads_inverted_still_image_at_once() -> None:
@@ -129,6 +130,19 @@ def test_retries_read_a_blurred_frame_zxing_alone_misses(permit_text: str, memor
     codes = dec.decode(blurred)
     assert [c.data for c in codes] == [permit_text.encode()]
     assert dec.last_step.startswith("retry:")
+
+
+@pytest.mark.parametrize("sigma", [14, 25])
+def test_noisy_frames_take_the_cheap_path_and_still_read(permit_text: str, sigma: int) -> None:
+    rng = np.random.default_rng(sigma)
+    canvas = np.full((720, 1280), 150, np.uint8)
+    qr = np.where(draw_qr(permit_text, scale=2) > 0, 220, 40).astype(np.uint8)
+    paste(canvas, qr, 300, 100)
+    frame = np.clip(canvas + rng.normal(0, sigma, canvas.shape), 0, 255).astype(np.uint8)
+    dec = CascadeDecoder()
+    assert dec._noisy(frame)
+    reads = [[c.data for c in dec.decode(frame)] for _ in range(3)]
+    assert [permit_text.encode()] in reads
 
 
 def test_a_degraded_second_code_beside_a_read_one_is_retried(permit_text: str) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import draw_qr
+from decode_helpers import draw_qr
 
 from gatepass.cli import main
 

@@ -77,6 +77,16 @@ def test_deny_after_admit_keeps_the_pulse_and_overrides_lights(
     assert not any(sim.state(d) for d in ("relay", "green", "red", "buzzer"))
 
 
+def test_second_admit_during_a_pulse_extends_it(sim: SimulatedOutputs, clock: FakeClock) -> None:
+    sim.signal_admit()
+    run_for(sim, clock, 0.3)
+    sim.signal_admit()  # the next person, while the turnstile is still released
+    run_for(sim, clock, 2.0)
+    (start, length), = sim.pulses("relay")
+    assert start == 1000.0 and length == pytest.approx(0.8, abs=0.011)
+    assert sim.health().ok and sim.health().admits == 2
+
+
 def test_failing_output_raises_and_is_in_health(sim: SimulatedOutputs, clock: FakeClock) -> None:
     sim.fail("relay", OSError("pin 17 busy"))
     with pytest.raises(OutputFault, match="relay failed to switch on") as info:

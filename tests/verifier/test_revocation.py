@@ -68,6 +68,9 @@ def test_snapshot_then_deltas(sb: Sandbox) -> None:
     assert a not in revset and b in revset and c in revset and len(revset) == 2
     assert revset.apply(sign_delta(6, 7, key, add=[a])) == 7
     assert a in revset
+    odds: list[object] = [[], {}, None, "x", bytearray(a)]
+    for odd in odds:
+        assert odd not in revset
     # gaps and rollbacks
     assert _reason(revset, sign_delta(8, 9, key, add=[c])) == Reason.VERSION_GAP
     assert _reason(revset, sign_delta(5, 6, key, add=[c])) == Reason.ROLLBACK

@@ -60,7 +60,7 @@ def test_vector_through_api(path: Path) -> None:
     now = datetime.fromisoformat(v["at"].replace("Z", "+00:00")).timestamp()
     try:
         permit = verify_at(v["payload"], now, trust=store, revocations=revset, window=_window(v))
-        got = {"ok": True, "reason": None}
+        got: dict[str, Any] = {"ok": True, "reason": None}
         assert len(permit.permit_id) == 16
     except PermitRefused as exc:
         got = {"ok": False, "reason": exc.reason.value}

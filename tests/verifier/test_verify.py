@@ -316,3 +316,12 @@ def test_any_site_sandbox_needs_a_site() -> None:
     assert verify_at(raw, NOW, trust=sb.store).site == "taif"
     with pytest.raises(ValueError, match="site"):
         sb.issue(slot=SLOT)
+
+
+def test_fast_construction_fills_exactly_the_dataclass_fields(sb: Sandbox) -> None:
+    import dataclasses
+
+    permit = verify_at(sb.issue(slot=SLOT), NOW, trust=sb.store)
+    assert set(vars(permit)) == {f.name for f in dataclasses.fields(VerifiedPermit)}
+    again = dataclasses.replace(permit)  # through the real __init__
+    assert again == permit and hash(again) == hash(permit)

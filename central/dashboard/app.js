@@ -118,6 +118,7 @@
       [g.gate], [g.site || "–"], [g.state, "state-" + g.state],
       [g.state === "offline" ? fmtTime(g.offline_since) : "–"],
       [num(g.backlog), "num"], [g.clock || "–"],
+      [typeof g.last_verdict_t === "number" ? fmtTime(g.last_verdict_t) : "–"],
       [`${num(g.stored)} (${num(g.contiguous_seq)})`, "num"], [num(g.admitted), "num"],
     ], ["data-gate", "gate"]);
     fillRows("trips", d.trips, t => [
