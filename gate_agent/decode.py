@@ -369,12 +369,15 @@ class CascadeDecoder:
        Every ``invert_every``-th frame the pass also looks for light-on-dark codes
        (phones in dark mode), so those are found within that many frames at a
        fraction of the cost.
-    2. **Where a code is likely** (only if the first pass read nothing): the regions
+    2. **Where a code is likely** (if the first pass read nothing; beside codes it
+       did read, only finder patterns away from them): the regions
        where zxing-cpp found finder patterns but could not decode, the region of the
        last hit for ``roi_memory`` frames, and the whole image when it is small
-       (a still photo, at most ``still_pixels`` pixels). Each region gets a ladder of
-       retries (another binariser, sharpening, rescaling, Otsu, inversion, then
-       ZBar), stopping at the first read.
+       (a still photo, at most ``still_pixels`` pixels). Regions with evidence of a
+       code get a ladder of retries (another binariser, sharpening, rescaling, Otsu,
+       inversion, then ZBar); the remembered region gets the cheap first steps only.
+       The ladder stops at the first read. (Retrying where the picture changed
+       against a learnt background was tried: no gain on the simulator, higher cost.)
 
     Empty frames thus cost one zxing-cpp pass. Payloads are only ever what a QR
     decoder with Reed-Solomon checks returned; the cascade never guesses.
@@ -458,7 +461,9 @@ class CascadeDecoder:
 
     def _first_pass(self, gray: Gray) -> tuple[list[Code], list[tuple[Point, ...]]]:
         cv2 = self._cv2
-        invert = self.invert_every > 0 and self._calls % self.invert_every == 0
+        # Inverting turns and full-resolution turns of noisy frames fall on different
+        # frames (offset by one) so that no frame pays for both.
+        invert = self.invert_every > 0 and (self._calls + 1) % self.invert_every == 0
         h, w = gray.shape
         full_turn = self.noisy_full_every > 0 and self._calls % self.noisy_full_every == 0
         if h * w > self.still_pixels and not full_turn and self._noisy(gray):

@@ -102,7 +102,9 @@ class SceneSourceConfig(_Model):
         default_factory=list,
         description="Payload texts (UTF-8) to present; empty means generated 'GP1:' payloads.",
     )
-    seed: int = Field(default=0, description="Random seed: the same seed replays the same frames.")
+    seed: int = Field(
+        default=0, ge=0, description="Random seed: the same seed replays the same frames."
+    )
     width: int = Field(default=1280, gt=0, description="Frame width in pixels.")
     height: int = Field(default=720, gt=0, description="Frame height in pixels.")
     impairments: list[str] = Field(

@@ -104,7 +104,7 @@ class Mosquitto:
 
 @pytest.fixture
 def mosquitto_factory(tmp_path: Path) -> Iterator[type[Mosquitto]]:
-    """Start extra brokers with custom config: ``mosquitto_factory(workdir=..., extra_conf=...)``."""
+    """Start extra brokers: ``mosquitto_factory(workdir=..., extra_conf=...)``."""
     started: list[Mosquitto] = []
 
     class _Factory(Mosquitto):

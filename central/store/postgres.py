@@ -44,35 +44,39 @@ from sync.schema import GateEvent
 _SCHEMA_LOCK = 0x6761_7465  # advisory lock id: concurrent CREATE IF NOT EXISTS can collide
 _WRITE_LOCK = 0x6761_7467
 
+# Identifier columns compare bytewise (COLLATE "C"): no locale calls in any index.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
-    gate TEXT NOT NULL, seq BIGINT NOT NULL, site TEXT NOT NULL, eid TEXT NOT NULL,
-    t DOUBLE PRECISION NOT NULL, tc TEXT NOT NULL, kind TEXT NOT NULL, verdict TEXT NOT NULL,
-    mode TEXT NOT NULL, reason TEXT, ph TEXT, ptype TEXT, slot BIGINT, slot_end BIGINT,
-    party INTEGER NOT NULL, trip TEXT, note TEXT, flags TEXT NOT NULL,
+    gate TEXT COLLATE "C" NOT NULL, seq BIGINT NOT NULL, site TEXT COLLATE "C" NOT NULL,
+    eid TEXT NOT NULL, t DOUBLE PRECISION NOT NULL, tc TEXT NOT NULL, kind TEXT NOT NULL,
+    verdict TEXT NOT NULL, mode TEXT NOT NULL, reason TEXT, ph TEXT COLLATE "C",
+    ptype TEXT COLLATE "C", slot BIGINT, slot_end BIGINT, party INTEGER NOT NULL,
+    trip TEXT COLLATE "C", note TEXT, flags TEXT NOT NULL,
     received DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (gate, seq)
 );
 CREATE INDEX IF NOT EXISTS events_ph ON events (ph) WHERE verdict = 'admit' AND ph IS NOT NULL;
 CREATE TABLE IF NOT EXISTS counts (
-    site TEXT NOT NULL, gate TEXT NOT NULL, slot BIGINT NOT NULL, ptype TEXT NOT NULL,
-    trip TEXT NOT NULL, events BIGINT NOT NULL, admits BIGINT NOT NULL, admitted BIGINT NOT NULL,
+    site TEXT COLLATE "C" NOT NULL, gate TEXT COLLATE "C" NOT NULL, slot BIGINT NOT NULL,
+    ptype TEXT COLLATE "C" NOT NULL, trip TEXT COLLATE "C" NOT NULL, events BIGINT NOT NULL,
+    admits BIGINT NOT NULL, admitted BIGINT NOT NULL,
     PRIMARY KEY (site, gate, slot, ptype, trip)
 );
-CREATE TABLE IF NOT EXISTS progress (gate TEXT PRIMARY KEY, contiguous BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS progress (gate TEXT COLLATE "C" PRIMARY KEY, contiguous BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS conflicts (
-    gate TEXT NOT NULL, seq BIGINT NOT NULL, ph TEXT NOT NULL, site TEXT NOT NULL,
-    t DOUBLE PRECISION NOT NULL, standing_gate TEXT NOT NULL, standing_seq BIGINT NOT NULL,
+    gate TEXT COLLATE "C" NOT NULL, seq BIGINT NOT NULL, ph TEXT COLLATE "C" NOT NULL,
+    site TEXT COLLATE "C" NOT NULL, t DOUBLE PRECISION NOT NULL,
+    standing_gate TEXT COLLATE "C" NOT NULL, standing_seq BIGINT NOT NULL,
     standing_t DOUBLE PRECISION NOT NULL, detected DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (gate, seq)
 );
 CREATE INDEX IF NOT EXISTS conflicts_ph ON conflicts (ph);
 CREATE TABLE IF NOT EXISTS anomalies (
-    id BIGSERIAL PRIMARY KEY, gate TEXT NOT NULL, seq BIGINT, kind TEXT NOT NULL,
+    id BIGSERIAL PRIMARY KEY, gate TEXT COLLATE "C" NOT NULL, seq BIGINT, kind TEXT NOT NULL,
     detail TEXT NOT NULL, detected DOUBLE PRECISION NOT NULL
 );
 CREATE TABLE IF NOT EXISTS gates (
-    gate TEXT PRIMARY KEY, site TEXT, state TEXT, state_t DOUBLE PRECISION,
+    gate TEXT COLLATE "C" PRIMARY KEY, site TEXT, state TEXT, state_t DOUBLE PRECISION,
     offline_since DOUBLE PRECISION, health TEXT, health_t DOUBLE PRECISION,
     last_seen DOUBLE PRECISION
 );
@@ -165,7 +169,11 @@ class PostgresStore(Store):
 
     def _ensure_staging(self, conn: psycopg.Connection[Any]) -> None:
         if not self._staging_ready:
-            conn.execute("CREATE TEMP TABLE IF NOT EXISTS staging (LIKE events)")
+            # Emptied in place at every COMMIT: cheaper than a TRUNCATE per batch, which
+            # gives the table a new file each time (measured ~13% of a 500-event batch).
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS staging (LIKE events) ON COMMIT DELETE ROWS"
+            )
             self._staging_ready = True
 
     @contextmanager
@@ -235,7 +243,6 @@ class PostgresStore(Store):
             {ev.ph for ev in by_key.values() if ev.ph is not None and ev.verdict == "admit"}
         )
         with conn.transaction():
-            conn.execute("TRUNCATE staging")
             with conn.cursor() as cur, cur.copy(f"COPY staging ({_COLS}) FROM STDIN") as copy:
                 for ev in by_key.values():
                     copy.write_row(event_row(ev, now))

@@ -276,7 +276,10 @@ def frame_timings(payloads: list[bytes], corpus: Path, *, rounds: int,
 
     sets = _frames(payloads, corpus, seed)
     names = ("default", "zxingcpp", "pyzbar")
-    decoders = {n: make_decoder(n) for n in names}
+    # One decoder per frame set: each set is its own camera stream, so the default's
+    # periodic turns (inversion, full resolution) rotate over the set's frames as
+    # they would over a real stream instead of locking onto the same frames.
+    decoders = {s: {n: make_decoder(n) for n in names} for s in sets}
     samples: dict[str, dict[str, list[float]]] = {s: {n: [] for n in names} for s in sets}
     cpu: dict[str, dict[str, list[float]]] = {s: {n: [] for n in names} for s in sets}
     reads: dict[str, dict[str, int]] = {s: {n: 0 for n in names} for s in sets}
@@ -286,7 +289,7 @@ def frame_timings(payloads: list[bytes], corpus: Path, *, rounds: int,
                 # pyzbar is ~20x slower: a third of the rounds give it plenty of samples.
                 if name == "pyzbar" and r % 3:
                     continue
-                dec = decoders[name]
+                dec = decoders[set_name][name]
                 for img in frames:
                     c0 = time.thread_time()
                     t0 = time.perf_counter()

@@ -42,7 +42,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from verifier.errors import GatepassError
+
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+class BenchError(GatepassError, RuntimeError):
+    """The benchmark cannot run (no broker binary, PostgreSQL unreachable, a phase stuck)."""
 SLOT = 1_767_225_600
 
 
@@ -97,7 +103,7 @@ def _mosquitto(workdir: Path) -> Iterator[int]:
                     break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("mosquitto did not start; see its log") from None
+                    raise BenchError(f"mosquitto did not start on 127.0.0.1:{port}") from None
                 time.sleep(0.05)
         yield port
     finally:
@@ -114,7 +120,13 @@ def _pg_database(admin_url: str) -> Iterator[str]:
     import psycopg
 
     name = f"gatepass_bench_{uuid.uuid4().hex[:10]}"
-    admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
+    try:
+        admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
+    except psycopg.Error as exc:
+        raise BenchError(
+            f"cannot reach PostgreSQL at {admin_url} ({str(exc).strip().splitlines()[0]}); "
+            "give --pg-url or --stores sqlite"
+        ) from None
     try:
         admin.execute(f'CREATE DATABASE "{name}"')
         yield admin_url.rsplit("/", 1)[0] + "/" + name
@@ -163,7 +175,7 @@ def _workers(store_url: str, port: int, n: int, tag: str) -> Iterator[None]:
             readies.append(ready)
         for r in readies:
             if not r.wait(60):
-                raise RuntimeError("an aggregator worker did not start within 60 s")
+                raise BenchError("an aggregator worker did not start within 60 s")
         yield
     finally:
         stop.set()
@@ -316,7 +328,7 @@ def _baseline(port: int, payloads: list[tuple[str, bytes]], events: int, timeout
         t0 = time.perf_counter()
         _publish_all(port, payloads)
         if not done.wait(timeout):
-            raise RuntimeError(f"baseline: {got} of {len(payloads)} messages in {timeout} s")
+            raise BenchError(f"baseline: {got} of {len(payloads)} messages in {timeout} s")
         return events / (time.perf_counter() - t0)
     finally:
         sub.disconnect()

@@ -151,12 +151,12 @@ def test_timing_thread_with_real_clock() -> None:
                        "tick_s": 0.002}) as out:
         assert isinstance(out, SimulatedOutputs)
         out.signal_admit()
-        deadline = time.monotonic() + 2.0
+        deadline = time.monotonic() + 10.0  # generous: the machine may be loaded
         while out.pending and time.monotonic() < deadline:
             time.sleep(0.01)
         assert out.pending == 0
         length = out.pulses("relay")[0][1]
-        assert length is not None and 0.05 <= length < 0.5
+        assert length is not None and 0.05 <= length < 3.0
     assert not [t for t in __import__("threading").enumerate() if t.name == "gate-outputs"]
 
 

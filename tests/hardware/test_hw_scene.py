@@ -81,6 +81,7 @@ def test_impairments_change_the_picture() -> None:
         {"media": ("billboard",)},
         {"frames_per_presentation": (0, 0)},
         {"gap_frames": (3, 1)},
+        {"seed": -1},
     ],
 )
 def test_bad_arguments(kwargs: dict) -> None:

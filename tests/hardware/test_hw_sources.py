@@ -96,7 +96,7 @@ def test_wedge_close_from_another_thread_ends_a_waiting_read() -> None:
             threading.Timer(0.1, src.close).start()
             t0 = time.monotonic()
             assert src.read() is None
-            assert time.monotonic() - t0 < 2.0
+            assert time.monotonic() - t0 < 10.0
             src.close()
     finally:
         os.close(w)
@@ -176,7 +176,7 @@ def test_camera_that_never_comes_back_gives_up(video: Path) -> None:
         t0 = time.monotonic()
         with pytest.raises(SourceUnavailable, match="away"):
             src.read()
-        assert time.monotonic() - t0 < 5
+        assert time.monotonic() - t0 < 20
         assert src.status().disconnects == 1 and not src.status().connected
 
 
