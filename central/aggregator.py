@@ -101,7 +101,7 @@ class Aggregator:
         queue_messages: int = 1000,
         time_beacon_period_s: float = 5.0,
         used_stream: bool = True,
-        on_stored: Callable[[Sequence[GateEvent]], None] | None = None,
+        shared_subscription: bool = True,
     ) -> None:
         self._store = store
         self._cfg = broker
@@ -118,7 +118,8 @@ class Aggregator:
         )
         self._beacon_period = time_beacon_period_s
         self._used_stream = used_stream and signer is not None
-        self._on_stored = on_stored
+        # amqtt has no $share: a plain subscription there (one worker only).
+        self._events_topic = topics.SHARED_EVENTS if shared_subscription else topics.ALL_EVENTS
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._client: mqtt.Client | None = None
@@ -284,7 +285,7 @@ class Aggregator:
             self._error(f"broker refused the connection: {reason_code}")
             return
         client.subscribe(
-            [(topics.SHARED_EVENTS, 1), (topics.ALL_STATUS, 1), (topics.ALL_HEALTH, 0)]
+            [(self._events_topic, 1), (topics.ALL_STATUS, 1), (topics.ALL_HEALTH, 0)]
         )
         log.info("aggregator %s connected to %s:%s", self.client_id, self._cfg.host,
                  self._cfg.port)
@@ -452,8 +453,6 @@ class Aggregator:
                 self._acks += len(result.acks)
             if self._used_stream:
                 self._publish_used(chunk)
-            if self._on_stored is not None:
-                self._on_stored(chunk)
 
     def _store_retry(self, call: Callable[[], Any]) -> Any:
         while not self._stop.is_set():

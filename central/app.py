@@ -83,6 +83,7 @@ class CentralApp:
                 queue_messages=agg.queue_messages,
                 time_beacon_period_s=agg.time_beacon_period_s,
                 used_stream=agg.used_stream,
+                shared_subscription=agg.shared_subscription,
             )
             if http:
                 from central.dashboard.server import DashboardServer

@@ -127,6 +127,10 @@ class AggregatorConfig(BaseModel):
         5.0, gt=0, le=3600, description="seconds between signed time beacons"
     )
     used_stream: bool = Field(True, description="publish the signed used-permit stream per site")
+    shared_subscription: bool = Field(
+        True, description="subscribe to events through $share (several workers split the load);"
+        " false for brokers without shared subscriptions (amqtt): then run one worker only",
+    )
 
 
 class SiteConfig(BaseModel):

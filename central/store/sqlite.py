@@ -118,10 +118,13 @@ class SQLiteStore(Store):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(OSError):  # read-only directory: SQLite's locks only
                 self._lockfile = os.open(f"{self.path}.writer", os.O_RDWR | os.O_CREAT, 0o600)
-            self._w = self._connect(busy_timeout_s)
-            self._w.executescript(SCHEMA)
-            self._w.execute("CREATE TEMP TABLE IF NOT EXISTS fresh_ph (ph TEXT PRIMARY KEY)")
-            self._r = self._connect(busy_timeout_s)
+            # Opening processes take turns too: switching a new file to WAL while another
+            # connection does the same can fail at once, without the busy handler.
+            with self._writer_turn():
+                self._w = self._connect(busy_timeout_s)
+                self._w.executescript(SCHEMA)
+                self._w.execute("CREATE TEMP TABLE IF NOT EXISTS fresh_ph (ph TEXT PRIMARY KEY)")
+                self._r = self._connect(busy_timeout_s)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from None
 

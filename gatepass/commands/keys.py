@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gatepass.keyfiles import write_files
+
 if TYPE_CHECKING:
     from verifier.sandbox import Sandbox
 
@@ -67,24 +69,6 @@ def _csv(text: str) -> tuple[str, ...] | None:
     return items or None
 
 
-def write_files(directory: Path, files: dict[str, bytes] | Any) -> None:
-    """Write key-directory files: private keys 0600 from creation, atomically replaced."""
-    import os
-
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, data in files.items():
-        path = directory / name
-        tmp = directory / f".{name}.tmp"
-        mode = 0o600 if name.endswith(".pem") else 0o644
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-
-
 def load_directory(directory: str) -> Sandbox:
     from gatepass.cli import UsageError
     from verifier.errors import VerifierError
@@ -119,7 +103,7 @@ def run_new(args: argparse.Namespace) -> int:
         ptypes=_csv(args.types),
         key_window=(start, start + args.valid_days * 86400),
     )
-    write_files(out, dict(sb.bundle_files()))
+    write_files(out, sb.bundle_files())
     print(json.dumps(_summary(sb, out)))
     return 0
 
@@ -149,7 +133,7 @@ def run_rotate(args: argparse.Namespace) -> int:
     if base is not None and base.sites is None:
         sb.specs[args.name].sites = None
     sb.publish_trust_list()
-    write_files(Path(args.directory), dict(sb.bundle_files()))
+    write_files(Path(args.directory), sb.bundle_files())
     print(json.dumps(_summary(sb, Path(args.directory))))
     return 0
 

@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,7 +52,6 @@ class DemoOptions:
     workdir: Path | None = None
     seed: int | None = None
     out: Print = print
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _central_toml(*, broker: Broker, workdir: Path, port: int) -> str:
@@ -65,6 +64,7 @@ def _central_toml(*, broker: Broker, workdir: Path, port: int) -> str:
         f'\n[signing]\nkey_file = "{keys / "central.pem"}"\n'
         f'\n[trust]\nbundle_file = "{keys / "trust.json"}"\n'
         '\n[aggregator]\nclient_id = "gp-central-demo"\ntime_beacon_period_s = 5.0\n'
+        f'shared_subscription = {"false" if broker.kind == "amqtt" else "true"}\n'
         f'\n[[sites]]\nid = "{SITE}"\nname = "Masjid al-Haram (Grand Mosque)"\n'
         'capacity_per_slot = 400\n'
     )

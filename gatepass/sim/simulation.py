@@ -70,7 +70,6 @@ class _Worker:
         self.fed = threading.Event()
         self.final: dict[str, Any] | None = None
         self.kills = 0
-        self.fed_seconds: float | None = None
         self._reader: threading.Thread | None = None
 
     def start(self) -> None:
@@ -87,7 +86,6 @@ class _Worker:
                     continue
                 if msg.get("fed"):
                     self.fed.set()
-                    self.fed_seconds = msg.get("seconds")
                 if "drained" in msg:
                     self.final = msg
 
@@ -120,6 +118,7 @@ def _central_toml(*, broker: Broker, store: Path, port: int) -> str:
         f'\n[store]\nurl = "sqlite:///{store}"\n'
         f'\n[http]\nlisten = "127.0.0.1:{port}"\n'
         '\n[aggregator]\nclient_id = "gp-central-sim"\nused_stream = false\n'
+        f'shared_subscription = {"false" if broker.kind == "amqtt" else "true"}\n'
         f'\n[[sites]]\nid = "{SITE}"\nname = "Grand Mosque (simulated day)"\n'
         'capacity_per_slot = 1000000\n'
     )
@@ -151,9 +150,12 @@ def run_simulation(opt: SimOptions, stop: threading.Event) -> dict[str, Any]:
             "workdir": str(workdir), "bundle": str(bundle), "seed": opt.seed,
             "gates": opt.gates, "permits": opt.permits, "hours": opt.hours,
             "workers": nworkers, "pace": opt.hours * 3600 / opt.day_seconds,
+            # A long ack timeout and a small window: with 100 gates, a centre that lags
+            # a few seconds must not be flooded by go-back-N republishes of every window.
             "broker": {"host": "127.0.0.1", "port": broker.port, "protocol": broker.protocol,
                        "reconnect_min_s": 0.2, "reconnect_max_s": 2.0, "keepalive": 10,
-                       "ack_timeout_s": 5.0, "health_period_s": 30.0},
+                       "ack_timeout_s": 5.0 if opt.permits <= 20000 else 30.0,
+                       "max_unacked": 5000, "health_period_s": 30.0},
         }
         spec_path = workdir / "spec.json"
         spec_path.write_text(json.dumps(spec))

@@ -180,9 +180,11 @@ class Listener:
         with self.lock:
             self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
 
-    def on(self, topic: str) -> list[bytes]:
+    def on(self, topic: str, *, stale: bool = False) -> list[bytes]:
+        """Payloads received on ``topic``; without ``stale``, not the retained copies the
+        broker hands over at subscribe time (earlier tests leave some behind)."""
         with self.lock:
-            return [p for t, p, _ in self.messages if t == topic]
+            return [p for t, p, r in self.messages if t == topic and (stale or not r)]
 
     def publish(self, topic: str, payload: bytes) -> None:
         self.client.publish(topic, payload, qos=1).wait_for_publish(5)

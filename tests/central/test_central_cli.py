@@ -87,6 +87,9 @@ def test_serve_and_a_second_worker_process_count_exactly(
     broker: Any, tmp_path: Path
 ) -> None:
     port = free_port()
+    sb = Sandbox.create(sites=("haram",), seed=9)
+    keys = tmp_path / "keys"
+    sb.write_bundle(keys)
     cfg = write_config(tmp_path / "central.toml", f"""
 [broker]
 port = {broker.port}
@@ -99,6 +102,11 @@ listen = "127.0.0.1:{port}"
 poll_ms = 200
 [aggregator]
 client_id = "cli-serve"
+time_beacon_period_s = 0.5
+[signing]
+key_file = "{keys}/central.pem"
+[trust]
+bundle_file = "{keys}/trust.json"
 [[sites]]
 id = "haram"
 capacity_per_slot = 1000
@@ -140,9 +148,22 @@ capacity_per_slot = 1000
         assert d["totals"]["events"] == 2400 and d["totals"]["admitted"] == 4800
         with open_store(f"sqlite:///{tmp_path}/central.db") as store:
             assert_exact(store, gates)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            metrics = r.read().decode()
-        assert 'gatepass_site_admitted{site="haram"} 4800.0' in metrics
+        def metrics() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                return r.read().decode()  # type: ignore[no-any-return]
+
+        assert 'gatepass_site_admitted{site="haram"} 4800.0' in metrics()
+        wait_for(lambda: 'documents_published_total{kind="time_beacon"}' in metrics(), 10,
+                 "a signed time beacon (the config has a signing key)")
+        # a revocation snapshot given over HTTP is checked, kept and listed
+        snap = sb.revocations()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/api/documents", data=snap,
+                                     method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 201
+            assert json.loads(r.read())["kind"] == "revocation_snapshot"
+        wait_for(lambda: [d["kind"] for d in summary()["documents"]] == ["revocation_snapshot"],
+                 5, "the document listed (the summary is cached 0.2 s)")
     finally:
         for g in gates:
             g.close()

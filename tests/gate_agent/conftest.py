@@ -12,6 +12,7 @@ from agent_helpers import SLOT, FakeTime, base_config
 from gate_agent.agent import GateAgent
 from gate_agent.assembly import assemble, clock_from_config
 from gate_agent.config import config_from_dict
+from gatepass.keyfiles import write_key_directory
 from hardware.outputs import SimulatedOutputs
 from verifier.sandbox import Sandbox
 
@@ -25,7 +26,7 @@ def sandbox() -> Sandbox:
 
 @pytest.fixture
 def bundle(sandbox: Sandbox, tmp_path: Path) -> Path:
-    return sandbox.write_bundle(tmp_path / "keys")
+    return write_key_directory(sandbox, tmp_path / "keys")
 
 
 @pytest.fixture

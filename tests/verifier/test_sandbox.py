@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gatepass.keyfiles import write_key_directory
 from verifier import SlotWindow, TrustBundle, base45, verify_at
 from verifier.errors import KeyUnusable
 from verifier.keys import SigningKey, load_public
@@ -30,7 +31,7 @@ def test_write_bundle_and_reload(tmp_path: Path) -> None:
     sb = Sandbox.create(sites=("makkah-haram",), seed="files")
     raw = sb.issue(slot=(sb.epoch, sb.epoch + 600))
     sb.revoke(raw)
-    trust = sb.write_bundle(tmp_path)
+    trust = write_key_directory(sb, tmp_path)
     assert trust == tmp_path / "trust.json"
     for pem in tmp_path.glob("*.pem"):
         assert stat.S_IMODE(pem.stat().st_mode) == 0o600
