@@ -10,7 +10,7 @@ Example::
     delta = sb.revoke(permit.permit_id)      # signed delta (version +1) for the downlink
     snap = sb.revocations()                  # signed snapshot of everything revoked so far
     beacon = sb.sign_document("time_beacon", {"t": start}, version=7)   # central key
-    sb.write_bundle(tmp_path)                # the files `gatepass keys new` writes
+    files = sb.bundle_files()                # name -> bytes: what `gatepass keys new` writes
 
 What it holds (all public attributes, stable):
 
@@ -34,8 +34,8 @@ it), ``revocation_set()`` (every revocation document applied), ``bundle()`` (the
 rebuilds a Sandbox from those files (what ``gatepass keys rotate/revoke`` use).
 
 With ``seed`` the keys and permit ids are reproducible (signatures still vary: ECDSA
-uses a random nonce). Randomness here never touches the clock, files or network,
-except ``write_bundle``, the one helper in verifier/ that writes files (tests/demos only).
+uses a random nonce). Nothing here touches the clock, files or network: writing a key
+directory is ``gatepass.keyfiles.write_key_directory(sb, directory)``.
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ import os
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -385,24 +384,6 @@ class Sandbox:
         files["keys.json"] = keys_manifest(self)
         files["trust.json"] = self.bundle().to_bytes()
         return files
-
-    def write_bundle(self, directory: str | os.PathLike[str]) -> Path:
-        """Write :meth:`bundle_files` into ``directory`` (private keys mode 0600); return
-        the trust bundle path."""
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        for name, data in self.bundle_files().items():
-            path = out / name
-            fd = os.open(
-                path,
-                os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-                0o600 if name.endswith(".pem") else 0o644,
-            )
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            if name.endswith(".pem"):
-                os.chmod(path, 0o600)
-        return out / "trust.json"
 
 
 def load_sandbox(files: Mapping[str, bytes]) -> Sandbox:

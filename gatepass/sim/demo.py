@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gatepass.keyfiles import write_key_directory
 from gatepass.sim.camera import QueueCamera
 from gatepass.sim.procs import Broker, CentralService, free_port
 from gatepass.sim.site import OTHER_SITE, SITE
@@ -210,7 +211,7 @@ def run_demo(opt: DemoOptions, stop: threading.Event) -> dict[str, Any]:
     }
     director = Director(sb=sb, gates=gates, now=now, seed=opt.seed, stop=stop)
     sb.revoke(director.revoked)  # revoked before the gates start: in their trust bundle
-    sb.write_bundle(workdir / "keys")
+    write_key_directory(sb, workdir / "keys")
     figures: dict[str, Any] = {"workdir": str(workdir)}
     with contextlib.ExitStack() as stack:
         broker = stack.enter_context(Broker(workdir / "broker", kind=opt.broker))

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gatepass.keyfiles import write_key_directory
 from gatepass.sim.audit import audit
 from gatepass.sim.procs import (
     Broker,
@@ -134,7 +135,7 @@ def run_simulation(opt: SimOptions, stop: threading.Event) -> dict[str, Any]:
     plan = plan_day(seed=opt.seed, gates=opt.gates, permits=opt.permits, hours=opt.hours)
     sb = sandbox(opt.seed)
     sb.revocations(plan.revoked_ids())  # revoked before the day: in every gate's bundle
-    bundle = sb.write_bundle(workdir / "keys")
+    bundle = write_key_directory(sb, workdir / "keys")
     nworkers = max(1, min(opt.gates, opt.workers or (os.cpu_count() or 1)))
     kills = {"broker": 0, "worker": 0, "central": 0}
     result: dict[str, Any] = {}

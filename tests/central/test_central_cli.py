@@ -17,6 +17,7 @@ from central_helpers import SimGate, assert_exact, free_port, uid, wait_for
 from central.config import load_config, parse_config
 from central.errors import CentralConfigError
 from central.store import open_store
+from gatepass.keyfiles import write_key_directory
 from verifier.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,7 +36,7 @@ def write_config(path: Path, text: str) -> Path:
 def test_check_config_accepts_a_good_file_and_names_the_bad_field(tmp_path: Path) -> None:
     sb = Sandbox.create(sites=("haram",), seed=3)
     keys = tmp_path / "keys"
-    sb.write_bundle(keys)
+    write_key_directory(sb, keys)
     good = write_config(tmp_path / "good.toml", f"""
 [broker]
 port = 1884
@@ -89,7 +90,7 @@ def test_serve_and_a_second_worker_process_count_exactly(
     port = free_port()
     sb = Sandbox.create(sites=("haram",), seed=9)
     keys = tmp_path / "keys"
-    sb.write_bundle(keys)
+    write_key_directory(sb, keys)
     cfg = write_config(tmp_path / "central.toml", f"""
 [broker]
 port = {broker.port}

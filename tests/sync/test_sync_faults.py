@@ -126,7 +126,7 @@ def test_long_outage_while_admitting_then_live_first_and_exact(tmp_path: Path,
     db = tmp_path / "ledger.db"
     ledger = Ledger(db, gate="g-out")
     cfg = BrokerConfig(port=b.port, ack_timeout_s=2.0, reconnect_min_s=0.2,
-                       reconnect_max_s=0.5, keepalive=5, batch_size=100, drain_rate=1000)
+                       reconnect_max_s=0.5, keepalive=5, batch_size=100, drain_rate=300)
     try:
         with Outbox(db) as ob, GateLink(gate="g-out", outbox=ob, broker=cfg) as link:
             ledger.admit(50)
