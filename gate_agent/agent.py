@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 MAX_PAYLOAD_CHARS = 4096  # permits are a few hundred characters; anything longer is junk
 RECENT = 20
 PENDING_TTL_S = 120.0  # a group awaiting its head count is forgotten after this

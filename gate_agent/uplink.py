@@ -24,8 +24,8 @@ from verifier.errors import DocumentRefused, Reason
 
 log = logging.getLogger(__name__)
 
-_PH = re.compile(r"^[0-9a-f]{32}$")
-_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_PH = re.compile(r"^[0-9a-f]{32}\Z")
+_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 #: Rule sections the centre may change remotely; identity, files and devices stay local.
 REMOTE_SECTIONS = frozenset(
     {"permits", "passback", "capacity", "reentry", "group", "boarding", "debounce_s"}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 EVENT_VERSION: Final = 1
@@ -26,8 +26,8 @@ VERDICTS: Final = frozenset({"admit", "deny", "inspect", "untrusted_time", "none
 MODES: Final = frozenset({"entrance", "boarding", "counter"})
 TIME_CONFIDENCE: Final = frozenset({"synced", "beacon", "monotonic", "untrusted", "override"})
 
-_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_HEX32_RE = re.compile(r"^[0-9a-f]{32}$")
+_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_HEX32_RE = re.compile(r"[0-9a-f]{32}")
 MAX_PARTY: Final = 64
 
 
@@ -67,75 +67,105 @@ class GateEvent:
         return self.party if self.verdict == "admit" else 0
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["v"] = EVENT_VERSION
-        d["flags"] = list(self.flags)
-        return {k: v for k, v in d.items() if v is not None and v != []}
+        # Hand-rolled instead of dataclasses.asdict (which deep-copies): this runs for
+        # every event a gate ships and every event the centre stores.
+        d: dict[str, Any] = {"v": EVENT_VERSION}
+        for name in _FIELD_NAMES:
+            value = getattr(self, name)
+            if value is not None:
+                d[name] = value
+        if self.flags:
+            d["flags"] = list(self.flags)
+        else:
+            del d["flags"]
+        return d
 
     @classmethod
     def from_dict(cls, d: Any) -> GateEvent:
         """Validate untrusted input strictly; raise :class:`EventInvalid` with the field."""
-        if not isinstance(d, dict):
+        if type(d) is not dict:
             raise EventInvalid("event must be a map")
         if d.get("v") != EVENT_VERSION:
             raise EventInvalid(f"unsupported event version {d.get('v')!r}")
-        known = set(cls.__dataclass_fields__) | {"v"}
-        unknown = set(d) - known
-        if unknown:
+        if not d.keys() <= _KNOWN_KEYS:
+            unknown = set(d) - _KNOWN_KEYS
             raise EventInvalid(f"unknown event fields {sorted(map(str, unknown))}")
-
-        def s(name: str, required: bool = True, pattern: re.Pattern[str] | None = None,
-              choices: frozenset[str] | None = None, maxlen: int = 200) -> str | None:
-            v = d.get(name)
-            if v is None:
-                if required:
-                    raise EventInvalid(f"missing {name}")
-                return None
-            if not isinstance(v, str) or len(v) > maxlen:
-                raise EventInvalid(f"{name} must be a string of at most {maxlen} characters")
-            if pattern is not None and not pattern.match(v):
-                raise EventInvalid(f"{name} has an invalid format")
-            if choices is not None and v not in choices:
-                raise EventInvalid(f"{name} must be one of {sorted(choices)}")
-            return v
-
-        def i(name: str, required: bool, lo: int, hi: int) -> int | None:
-            v = d.get(name)
-            if v is None:
-                if required:
-                    raise EventInvalid(f"missing {name}")
-                return None
-            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                raise EventInvalid(f"{name} must be an integer in [{lo}, {hi}]")
-            return v
-
         t = d.get("t")
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+        if (type(t) is not float and type(t) is not int) or not math.isfinite(t):
             raise EventInvalid("t must be a finite number")
-        flags = d.get("flags", [])
-        if not isinstance(flags, (list, tuple)) or len(flags) > 16 or not all(
-            isinstance(f, str) and _ID_RE.match(f) for f in flags
+        flags = d.get("flags", ())
+        if (
+            type(flags) not in (list, tuple)
+            or len(flags) > 16
+            or not all(type(f) is str and _ID_RE.fullmatch(f) for f in flags)
         ):
             raise EventInvalid("flags must be a short list of identifiers")
-        verdict = s("verdict", choices=VERDICTS)
-        party = i("party", False, 0, MAX_PARTY) or 0
+        get = d.get
         return cls(
-            gate=str(s("gate", pattern=_ID_RE)),
-            site=str(s("site", pattern=_ID_RE)),
-            seq=int(i("seq", True, 1, 2**62) or 0),
-            eid=str(s("eid", pattern=_HEX32_RE)),
+            gate=_ident(get("gate"), "gate"),
+            site=_ident(get("site"), "site"),
+            seq=_int(get("seq"), "seq", 1, 2**62),
+            eid=_hex32(get("eid"), "eid"),
             t=float(t),
-            tc=str(s("tc", choices=TIME_CONFIDENCE)),
-            kind=str(s("kind", choices=KINDS)),
-            verdict=str(verdict),
-            mode=str(s("mode", choices=MODES)),
-            reason=s("reason", required=False, pattern=_ID_RE),
-            ph=s("ph", required=False, pattern=_HEX32_RE),
-            ptype=s("ptype", required=False, pattern=_ID_RE),
-            slot=i("slot", False, 0, 2**40),
-            slot_end=i("slot_end", False, 0, 2**40),
-            party=party,
-            trip=s("trip", required=False, pattern=_ID_RE),
-            note=s("note", required=False, maxlen=500),
+            tc=_choice(get("tc"), "tc", TIME_CONFIDENCE),
+            kind=_choice(get("kind"), "kind", KINDS),
+            verdict=_choice(get("verdict"), "verdict", VERDICTS),
+            mode=_choice(get("mode"), "mode", MODES),
+            reason=_opt(_ident, get("reason"), "reason"),
+            ph=_opt(_hex32, get("ph"), "ph"),
+            ptype=_opt(_ident, get("ptype"), "ptype"),
+            slot=None if get("slot") is None else _int(get("slot"), "slot", 0, 2**40),
+            slot_end=(
+                None if get("slot_end") is None else _int(get("slot_end"), "slot_end", 0, 2**40)
+            ),
+            party=0 if get("party") is None else _int(get("party"), "party", 0, MAX_PARTY),
+            trip=_opt(_ident, get("trip"), "trip"),
+            note=_opt(_note, get("note"), "note"),
             flags=tuple(flags),
         )
+
+
+_FIELD_NAMES: Final = tuple(GateEvent.__dataclass_fields__)
+_KNOWN_KEYS: Final = frozenset(_FIELD_NAMES) | {"v"}
+
+
+def _missing(name: str) -> EventInvalid:
+    return EventInvalid(f"missing {name}")
+
+
+def _ident(v: Any, name: str) -> str:
+    if type(v) is str and _ID_RE.fullmatch(v):
+        return v
+    raise _missing(name) if v is None else EventInvalid(f"{name} has an invalid format")
+
+
+def _hex32(v: Any, name: str) -> str:
+    if type(v) is str and _HEX32_RE.fullmatch(v):
+        return v
+    raise _missing(name) if v is None else EventInvalid(f"{name} has an invalid format")
+
+
+def _note(v: Any, name: str) -> str:
+    if type(v) is str and len(v) <= 500:
+        return v
+    raise EventInvalid(f"{name} must be a string of at most 500 characters")
+
+
+def _choice(v: Any, name: str, choices: frozenset[str]) -> str:
+    if type(v) is str and v in choices:
+        return v
+    raise _missing(name) if v is None else EventInvalid(
+        f"{name} must be one of {sorted(choices)}"
+    )
+
+
+def _int(v: Any, name: str, lo: int, hi: int) -> int:
+    if type(v) is int and lo <= v <= hi:
+        return v
+    raise _missing(name) if v is None else EventInvalid(
+        f"{name} must be an integer in [{lo}, {hi}]"
+    )
+
+
+def _opt(check: Any, v: Any, name: str) -> Any:
+    return None if v is None else check(v, name)

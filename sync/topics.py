@@ -13,7 +13,7 @@ from typing import Final, NamedTuple
 from sync.errors import TopicError
 
 PREFIX: Final = "gp/v1"
-ID_RE: Final = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+ID_RE: Final = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 
 #: Leaves under ``gp/v1/gates/{gate}/``: gate -> centre.
 UPLINK_LEAVES: Final = frozenset({"events", "status", "health"})

@@ -68,8 +68,8 @@ LONG_POLL_MAX_S: Final = 25.0
 MAX_CONNECTIONS: Final = 32
 SOCKET_TIMEOUT_S: Final = 10.0  # a client that stops sending mid-body is dropped
 
-_ID_RE: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-_LABEL_RE: Final = re.compile(r"^[\w .:/#-]{1,64}$")
+_ID_RE: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
+_LABEL_RE: Final = re.compile(r"^[\w .:/#-]{1,64}\Z")
 _CONTROL_RE: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _STATIC_TYPES: Final = {
     ".html": "text/html; charset=utf-8",
