@@ -8,8 +8,9 @@ import or validation time. Tests build configs from plain dicts.
 from __future__ import annotations
 
 import os
+import ssl
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -113,3 +114,16 @@ class BrokerConfig(BaseModel):
                 raise SyncConfigError(f"password file {self.password_file} is empty")
             return lines[0]
         return None
+
+    def apply_security(self, client: Any) -> None:
+        """Set TLS and username/password on a paho ``Client`` (gate link and aggregator)."""
+        if self.tls is not None:
+            client.tls_set(
+                ca_certs=str(self.tls.ca_file) if self.tls.ca_file else None,
+                certfile=str(self.tls.cert_file) if self.tls.cert_file else None,
+                keyfile=str(self.tls.key_file) if self.tls.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        if self.username is not None:
+            client.username_pw_set(self.username, self.password())

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
-import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -281,16 +280,7 @@ class GateLink:
         client.enable_logger(logging.getLogger(f"{__name__}.paho"))
         client.connect_timeout = cfg.connect_timeout_s
         client.max_inflight_messages_set(MAX_OUTSTANDING_PUBLISHES)
-        if cfg.tls is not None:
-            client.tls_set(
-                ca_certs=str(cfg.tls.ca_file) if cfg.tls.ca_file else None,
-                certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
-                keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-        if cfg.username is not None:
-            client.username_pw_set(cfg.username, cfg.password())
+        cfg.apply_security(client)
         client.will_set(
             topics.status(self.gate), wire.encode_status(self.gate, "offline", None),
             qos=1, retain=True,
