@@ -77,7 +77,7 @@ def _gate_config(g: DemoGate, *, workdir: Path, broker: Broker) -> Any:
     data: dict[str, Any] = {
         "gate": g.gate, "site": SITE, "mode": g.mode,
         "ledger": str(workdir / "gates" / f"{g.gate}.db"),
-        "permits": {"types": ["umrah", "visit"]},
+        "permits": {"types": ["bus"] if g.mode == "boarding" else ["umrah", "haram-prayer"]},
         "passback": {"scope": "site", "offline": "soft"},
         "console": {"enabled": True, "host": "127.0.0.1", "port": 0},
         "broker": {"host": "127.0.0.1", "port": broker.port, "protocol": broker.protocol,
@@ -137,7 +137,7 @@ class Director:
         good = self.permit(initials="TM", party=2)
         i = len(good) // 2
         tampered = good[:i] + ("A" if good[i] != "A" else "B") + good[i + 1:]
-        bus = {"route": "R7", "departure": self.departure}
+        bus = {"ptype": "bus", "route": "R7", "departure": self.departure}
         return [
             (0.0, "lane-1", a),
             (0.0, "lane-2", self.permit(party=2, initials="BZ")),
@@ -145,7 +145,7 @@ class Director:
             (0.0, "counter-1", self.permit(party=4, initials="CI")),
             (0.5, "lane-1", self.permit(slot=(now + 3 * 3600, now + 4 * 3600), initials="EA")),
             (0.5, "lane-2", self.permit(slot=(now - 5 * 3600, now - 4 * 3600), initials="LT")),
-            (0.5, "bus-1", self.permit(initials="WR", route="R9",
+            (0.5, "bus-1", self.permit(ptype="bus", initials="WR", route="R9",
                                        departure=self.departure)),
             (0.5, "counter-1", self.revoked),
             (1.0, "lane-1", forged),
@@ -172,7 +172,7 @@ class Director:
             n += 1
             gate = self.rng.choice(entrances)
             if gate == "bus-1":
-                text = self.permit(party=self.rng.randint(1, 3), route="R7",
+                text = self.permit(ptype="bus", party=self.rng.randint(1, 3), route="R7",
                                    departure=self.departure, initials="NB")
             elif n % 6 == 0 and self.admitted_texts:
                 prev_gate, text = self.rng.choice(self.admitted_texts)
