@@ -221,6 +221,62 @@ class Store(abc.ABC):
         self.close()
 
 
+
+class SqlStore(Store):
+    """The read queries both SQL stores share, written once with ``?`` placeholders.
+
+    A store implements :meth:`_read`: run one read-only query and return its rows.
+    """
+
+    @abc.abstractmethod
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Run a read-only query (``?`` placeholders) and return every row."""
+
+    def contiguous_seq(self, gate: str) -> int:
+        rows = self._read("SELECT contiguous FROM progress WHERE gate = ?", (gate,))
+        return int(rows[0][0]) if rows else 0
+
+    def event_count(self) -> int:
+        return int(self._read("SELECT count(*) FROM events")[0][0])
+
+    def stored_keys(self, gate: str) -> list[tuple[int, str]]:
+        return [
+            (int(s), str(e))
+            for s, e in self._read(
+                "SELECT seq, eid FROM events WHERE gate = ? ORDER BY seq", (gate,)
+            )
+        ]
+
+    def counts(self) -> list[CountRow]:
+        return [
+            count_row(r)
+            for r in self._read(
+                "SELECT site, gate, slot, ptype, trip, events, admits, admitted FROM counts "
+                "ORDER BY site, gate, slot, ptype, trip"
+            )
+        ]
+
+    def conflicts(self, limit: int = 1000) -> list[Conflict]:
+        rows = self._read(
+            "SELECT ph, site, gate, seq, t, standing_gate, standing_seq, standing_t, detected "
+            "FROM conflicts ORDER BY detected DESC, gate, seq LIMIT ?",
+            (limit,),
+        )
+        return [Conflict(*r) for r in rows]
+
+    def anomalies(self, limit: int = 1000) -> list[Anomaly]:
+        rows = self._read(
+            "SELECT id, gate, seq, kind, detail, detected FROM anomalies ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [Anomaly(*r) for r in rows]
+
+    def conflict_count(self) -> int:
+        return int(self._read("SELECT count(*) FROM conflicts")[0][0])
+
+    def anomaly_count(self) -> int:
+        return int(self._read("SELECT count(*) FROM anomalies")[0][0])
+
 def count_key(ev: GateEvent) -> tuple[str, str, int, str, str]:
     """The counts cell of ``ev`` with the "no value" stand-ins."""
     return (

@@ -25,14 +25,10 @@ from central.errors import StoreError
 from central.store.base import (
     EVENT_COLUMNS,
     AddResult,
-    Anomaly,
-    Conflict,
-    CountRow,
     Document,
     GateRow,
-    Store,
+    SqlStore,
     advance_contiguous,
-    count_row,
     dedupe,
     dumps_health,
     event_row,
@@ -127,7 +123,7 @@ ORDER BY p.gate, s.seq
 _RETRYABLE = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 
 
-class PostgresStore(Store):
+class PostgresStore(SqlStore):
     """Event store on PostgreSQL; several worker processes may share one database."""
 
     pipelined = True
@@ -187,6 +183,10 @@ class PostgresStore(Store):
                 yield self._r
             except psycopg.Error as exc:
                 raise StoreError(f"cannot read PostgreSQL store: {_line(exc)}") from None
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        # The shared queries use "?"; none holds a literal question mark.
+        return self._rows(sql.replace("?", "%s"), params)
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         for attempt in (1, 2):
@@ -365,53 +365,6 @@ class PostgresStore(Store):
                 )
                 flagged += cur.rowcount
         return flagged
-
-    def contiguous_seq(self, gate: str) -> int:
-        rows = self._rows("SELECT contiguous FROM progress WHERE gate = %s", (gate,))
-        return int(rows[0][0]) if rows else 0
-
-    def event_count(self) -> int:
-        return int(self._rows("SELECT count(*) FROM events")[0][0])
-
-    def stored_keys(self, gate: str) -> list[tuple[int, str]]:
-        return [
-            (int(s), str(e))
-            for s, e in self._rows(
-                "SELECT seq, eid FROM events WHERE gate = %s ORDER BY seq", (gate,)
-            )
-        ]
-
-    # --- counts and review ----------------------------------------------------------------
-    def counts(self) -> list[CountRow]:
-        return [
-            count_row(r)
-            for r in self._rows(
-                "SELECT site, gate, slot, ptype, trip, events, admits, admitted FROM counts "
-                "ORDER BY site, gate, slot, ptype, trip"
-            )
-        ]
-
-    def conflicts(self, limit: int = 1000) -> list[Conflict]:
-        rows = self._rows(
-            "SELECT ph, site, gate, seq, t, standing_gate, standing_seq, standing_t, detected "
-            "FROM conflicts ORDER BY detected DESC, gate, seq LIMIT %s",
-            (limit,),
-        )
-        return [Conflict(*r) for r in rows]
-
-    def anomalies(self, limit: int = 1000) -> list[Anomaly]:
-        rows = self._rows(
-            "SELECT id, gate, seq, kind, detail, detected FROM anomalies "
-            "ORDER BY id DESC LIMIT %s",
-            (limit,),
-        )
-        return [Anomaly(*r) for r in rows]
-
-    def conflict_count(self) -> int:
-        return int(self._rows("SELECT count(*) FROM conflicts")[0][0])
-
-    def anomaly_count(self) -> int:
-        return int(self._rows("SELECT count(*) FROM anomalies")[0][0])
 
     def record_anomaly(
         self, *, gate: str, seq: int | None, kind: str, detail: str, now: float

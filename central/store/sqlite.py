@@ -23,15 +23,11 @@ from central.errors import StoreError
 from central.store.base import (
     EVENT_COLUMNS,
     AddResult,
-    Anomaly,
-    Conflict,
-    CountRow,
     Document,
     GateRow,
-    Store,
+    SqlStore,
     advance_contiguous,
     count_key,
-    count_row,
     dedupe,
     dumps_health,
     event_row,
@@ -104,7 +100,7 @@ def path_from_url(url: str) -> Path:
     return Path(url)
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SqlStore):
     """The default store: a SQLite WAL file shared by every worker process of the centre."""
 
     def __init__(self, url: str, *, busy_timeout_s: float = 30.0) -> None:
@@ -300,52 +296,6 @@ class SQLiteStore(Store):
                 (gate, c),
             )
         return c
-
-    def contiguous_seq(self, gate: str) -> int:
-        rows = self._read("SELECT contiguous FROM progress WHERE gate = ?", (gate,))
-        return int(rows[0][0]) if rows else 0
-
-    def event_count(self) -> int:
-        return int(self._read("SELECT count(*) FROM events")[0][0])
-
-    def stored_keys(self, gate: str) -> list[tuple[int, str]]:
-        return [
-            (int(s), str(e))
-            for s, e in self._read(
-                "SELECT seq, eid FROM events WHERE gate = ? ORDER BY seq", (gate,)
-            )
-        ]
-
-    # --- counts and review ----------------------------------------------------------------
-    def counts(self) -> list[CountRow]:
-        return [
-            count_row(r)
-            for r in self._read(
-                "SELECT site, gate, slot, ptype, trip, events, admits, admitted FROM counts "
-                "ORDER BY site, gate, slot, ptype, trip"
-            )
-        ]
-
-    def conflicts(self, limit: int = 1000) -> list[Conflict]:
-        rows = self._read(
-            "SELECT ph, site, gate, seq, t, standing_gate, standing_seq, standing_t, detected "
-            "FROM conflicts ORDER BY detected DESC, gate, seq LIMIT ?",
-            (limit,),
-        )
-        return [Conflict(*r) for r in rows]
-
-    def anomalies(self, limit: int = 1000) -> list[Anomaly]:
-        rows = self._read(
-            "SELECT id, gate, seq, kind, detail, detected FROM anomalies ORDER BY id DESC LIMIT ?",
-            (limit,),
-        )
-        return [Anomaly(*r) for r in rows]
-
-    def conflict_count(self) -> int:
-        return int(self._read("SELECT count(*) FROM conflicts")[0][0])
-
-    def anomaly_count(self) -> int:
-        return int(self._read("SELECT count(*) FROM anomalies")[0][0])
 
     def record_anomaly(
         self, *, gate: str, seq: int | None, kind: str, detail: str, now: float
