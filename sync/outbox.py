@@ -101,18 +101,8 @@ class Outbox:
     def pending(self, limit: int, after_seq: int = 0, through_seq: int | None = None
                 ) -> list[GateEvent]:
         """Up to ``limit`` queued events with ``after_seq < seq [<= through_seq]``, by seq."""
-        hi = 2**63 - 1 if through_seq is None else through_seq
-        with self._lock:
-            try:
-                rows = self._db().execute(
-                    f"SELECT seq, body FROM {TABLE} WHERE seq > ? AND seq <= ? "
-                    "ORDER BY seq LIMIT ?",
-                    (after_seq, hi, limit),
-                ).fetchall()
-            except sqlite3.Error as exc:
-                raise OutboxError(f"cannot read the outbox: {exc}") from None
         out: list[GateEvent] = []
-        for seq, body in rows:
+        for seq, body in self.pending_raw(limit, after_seq, through_seq):
             try:
                 out.append(GateEvent.from_dict(json.loads(body)))
             except (ValueError, TypeError) as exc:
