@@ -277,6 +277,36 @@ class SqlStore(Store):
     def anomaly_count(self) -> int:
         return int(self._read("SELECT count(*) FROM anomalies")[0][0])
 
+    def gates(self) -> list[GateRow]:
+        rows = self._read(
+            "SELECT g.gate, g.site, g.state, g.state_t, g.offline_since, g.health, g.health_t, "
+            "g.last_seen, COALESCE(p.contiguous, 0), "
+            "COALESCE((SELECT sum(events) FROM counts c WHERE c.gate = g.gate), 0) "
+            "FROM gates g LEFT JOIN progress p ON p.gate = g.gate ORDER BY g.gate"
+        )
+        return [
+            GateRow(
+                gate=r[0], site=r[1], state=r[2], state_t=r[3], offline_since=r[4],
+                health=loads_health(r[5]), health_t=r[6], last_seen=r[7],
+                contiguous_seq=int(r[8]), stored=int(r[9]),
+            )
+            for r in rows
+        ]
+
+    def documents(self, kind: str | None = None) -> list[Document]:
+        sql = "SELECT kind, version, summary, size, received FROM documents"
+        params: tuple[Any, ...] = ()
+        if kind is not None:
+            sql += " WHERE kind = ?"
+            params = (kind,)
+        return [Document(*r) for r in self._read(sql + " ORDER BY kind, version DESC", params)]
+
+    def latest_document(self, kind: str) -> bytes | None:
+        rows = self._read(
+            "SELECT raw FROM documents WHERE kind = ? ORDER BY version DESC LIMIT 1", (kind,)
+        )
+        return bytes(rows[0][0]) if rows else None
+
 def count_key(ev: GateEvent) -> tuple[str, str, int, str, str]:
     """The counts cell of ``ev`` with the "no value" stand-ins."""
     return (

@@ -23,15 +23,12 @@ from central.errors import StoreError
 from central.store.base import (
     EVENT_COLUMNS,
     AddResult,
-    Document,
-    GateRow,
     SqlStore,
     advance_contiguous,
     count_key,
     dedupe,
     dumps_health,
     event_row,
-    loads_health,
     resolve_conflicts,
 )
 from sync.schema import GateEvent
@@ -332,22 +329,6 @@ class SQLiteStore(SqlStore):
                 (gate, dumps_health(health), t if isinstance(t, (int, float)) else now),
             )
 
-    def gates(self) -> list[GateRow]:
-        rows = self._read(
-            "SELECT g.gate, g.site, g.state, g.state_t, g.offline_since, g.health, g.health_t, "
-            "g.last_seen, COALESCE(p.contiguous, 0), "
-            "COALESCE((SELECT sum(events) FROM counts c WHERE c.gate = g.gate), 0) "
-            "FROM gates g LEFT JOIN progress p ON p.gate = g.gate ORDER BY g.gate"
-        )
-        return [
-            GateRow(
-                gate=r[0], site=r[1], state=r[2], state_t=r[3], offline_since=r[4],
-                health=loads_health(r[5]), health_t=r[6], last_seen=r[7],
-                contiguous_seq=int(r[8]), stored=int(r[9]),
-            )
-            for r in rows
-        ]
-
     # --- documents ------------------------------------------------------------------------
     def add_document(
         self, *, kind: str, version: int, raw: bytes, summary: str, now: float
@@ -359,21 +340,6 @@ class SQLiteStore(SqlStore):
                 (kind, version, bytes(raw), summary[:500], len(raw), now),
             )
             return cur.rowcount == 1
-
-    def documents(self, kind: str | None = None) -> list[Document]:
-        sql = "SELECT kind, version, summary, size, received FROM documents"
-        params: tuple[Any, ...] = ()
-        if kind is not None:
-            sql += " WHERE kind = ?"
-            params = (kind,)
-        rows = self._read(sql + " ORDER BY kind, version DESC", params)
-        return [Document(*r) for r in rows]
-
-    def latest_document(self, kind: str) -> bytes | None:
-        rows = self._read(
-            "SELECT raw FROM documents WHERE kind = ? ORDER BY version DESC LIMIT 1", (kind,)
-        )
-        return bytes(rows[0][0]) if rows else None
 
     # --- lifecycle ------------------------------------------------------------------------
     def close(self) -> None:
