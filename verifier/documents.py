@@ -20,7 +20,14 @@ import cbor2
 
 from verifier import cose
 from verifier.errors import DocumentRefused, Reason
-from verifier.keys import ROLE_CENTRAL, ROLE_REVOCATION, ROLE_ROOT, SigningKey, TrustedKey
+from verifier.keys import (
+    ROLE_CENTRAL,
+    ROLE_REGISTRY,
+    ROLE_REVOCATION,
+    ROLE_ROOT,
+    SigningKey,
+    TrustedKey,
+)
 
 if TYPE_CHECKING:
     from verifier.trust import TrustStore
@@ -31,12 +38,14 @@ KIND_REVOCATION_DELTA = "revocation_delta"
 KIND_TIME_BEACON = "time_beacon"
 KIND_GATE_CONFIG = "gate_config"
 KIND_USED_PERMITS = "used_permits"
+KIND_GATE_REGISTRY = "gate_registry"  # body: see verifier.registry
 
 #: Roles allowed to sign each kind; kinds not listed here take ``DEFAULT_SIGNER_ROLES``.
 SIGNER_ROLES: Mapping[str, frozenset[str]] = {
     KIND_TRUST_LIST: frozenset({ROLE_ROOT}),
     KIND_REVOCATION_SNAPSHOT: frozenset({ROLE_ROOT, ROLE_REVOCATION}),
     KIND_REVOCATION_DELTA: frozenset({ROLE_ROOT, ROLE_REVOCATION}),
+    KIND_GATE_REGISTRY: frozenset({ROLE_ROOT, ROLE_REGISTRY}),
 }
 DEFAULT_SIGNER_ROLES = frozenset({ROLE_ROOT, ROLE_CENTRAL})
 

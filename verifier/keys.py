@@ -26,7 +26,8 @@ ROLE_ROOT = "root"
 ROLE_PERMIT = "permit"
 ROLE_REVOCATION = "revocation"
 ROLE_CENTRAL = "central"
-ROLES = frozenset({ROLE_PERMIT, ROLE_REVOCATION, ROLE_CENTRAL})
+ROLE_REGISTRY = "registry"  # signs the gate registry (verifier.registry)
+ROLES = frozenset({ROLE_PERMIT, ROLE_REVOCATION, ROLE_CENTRAL, ROLE_REGISTRY})
 
 
 def alg_id(alg: str | int) -> int:
