@@ -103,8 +103,8 @@ class Aggregator:
         shared_subscription: bool = True,
     ) -> None:
         self._store = store
-        self._cfg = broker
         self.client_id = topics.check_id(client_id, "client id")
+        self._cfg = broker.for_client(self.client_id)  # per-worker broker user, if templated
         self._signer = signer
         self._trust = trust
         self.metrics = metrics if metrics is not None else CentralMetrics()

@@ -50,7 +50,8 @@ class BrokerConfig(BaseModel):
     )
     client_id: str | None = Field(
         None, pattern=r"^[A-Za-z0-9_.-]{1,64}$",
-        description="MQTT client id; default gp-gate-{gate}; stable, the broker keeps the session",
+        description="MQTT client id; default the username, else gp-gate-{gate}; stable, the"
+        " broker keeps the session (deploy/mosquitto makes it the username anyway)",
     )
     tls: TlsConfig | None = Field(None, description="TLS settings; plain TCP when unset")
     username: str | None = Field(
@@ -94,7 +95,21 @@ class BrokerConfig(BaseModel):
         return self
 
     def effective_client_id(self, gate: str) -> str:
-        return self.client_id or f"gp-gate-{gate}"
+        # The shipped broker sets client id = username (use_username_as_clientid) and
+        # refuses any other: send what it will use.
+        return self.client_id or self.username or f"gp-gate-{gate}"
+
+    def for_client(self, client_id: str) -> BrokerConfig:
+        """This config with ``{client_id}`` in ``username`` and ``password_file`` replaced:
+        one central config serves every aggregator worker, each with its own broker user
+        (``username = "{client_id}"``, ``password_file = ".../{client_id}"``)."""
+        update: dict[str, Any] = {}
+        if self.username is not None and "{client_id}" in self.username:
+            update["username"] = self.username.replace("{client_id}", client_id)
+        if self.password_file is not None and "{client_id}" in str(self.password_file):
+            update["password_file"] = Path(str(self.password_file).replace("{client_id}",
+                                                                           client_id))
+        return self.model_copy(update=update) if update else self
 
     def password(self) -> str | None:
         """Read the password now, from the environment or the file; None when none is set."""
