@@ -15,11 +15,11 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.broker
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_bench_sync_small_run_prints_the_promised_json() -> None:
+def test_bench_sync_small_run_prints_the_promised_json(postgres_admin_dsn: str) -> None:
     r = subprocess.run(
         [sys.executable, "-m", "gatepass", "bench", "sync", "--json", "--events", "4000",
          "--gates", "4", "--workers", "1", "--backlog", "2000", "--latency-s", "0.5",
-         "--rate", "100", "--timeout", "60"],
+         "--rate", "100", "--timeout", "60", "--pg-url", postgres_admin_dsn],
         capture_output=True, text=True, timeout=240, cwd=REPO,
     )
     assert r.returncode == 0, r.stderr[-2000:]

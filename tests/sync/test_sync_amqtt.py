@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from realparts import missing_part
 from sync_helpers import FakeCentre, Ledger, wait_for
 
 from sync.config import BrokerConfig
@@ -30,7 +31,7 @@ def free_port() -> int:
 def amqtt_port(tmp_path: Path) -> Iterator[int]:
     binary = shutil.which("amqtt", path=str(Path(sys.executable).parent))
     if binary is None:
-        pytest.skip("amqtt is not installed")
+        missing_part("amqtt is not installed", "make install")
     port = free_port()
     conf = tmp_path / "amqtt.yaml"
     conf.write_text(

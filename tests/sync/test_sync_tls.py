@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from realparts import missing_part
 from sync_helpers import FakeCentre, Ledger, wait_for
 
 from sync.config import BrokerConfig
@@ -30,7 +31,7 @@ def free_port() -> int:
 @pytest.fixture
 def tls_broker(tmp_path: Path, mosquitto_factory: Any) -> Any:
     if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
+        missing_part("openssl is not installed")
     certs = tmp_path / "certs"
     subprocess.run([str(DEPLOY / "make-certs.sh"), str(certs), "localhost", "gtls"],
                    check=True, capture_output=True)
