@@ -1,19 +1,15 @@
 #!/bin/sh
-# Create or update the Mosquitto password file for gatepass users.
-#   ./make-passwd.sh PASSWD_FILE USER...       passwords read from $GP_SECRETS_DIR/USER
-# Each password is a random secret kept outside the repo: the gate reads it through
-# BrokerConfig.password_file (or password_env). Never commit the secrets or the file.
+# Write the broker's users file (dynamic-security.json: users, password hashes, ACL roles)
+# and one random secret per user. The same code the bulk provisioning calls
+# (central.provisioning.broker), so both produce the same file.
+#   ./make-passwd.sh OUT_DIR GATE[=SITE]...
+#   GP_SECRETS_DIR  where the secrets go, one file per user (default ./secrets); secrets
+#                   already there are kept, so re-running adds gates without new passwords
+#   GP_WORKERS      aggregator workers gp-central-1..N (default 2)
+#   GATEPASS_PYTHON a python with gatepass installed (default: python3)
+# Copy each gate's secret to that gate only (BrokerConfig.password_file); never commit them.
 set -eu
-[ $# -ge 2 ] || { echo "usage: $0 PASSWD_FILE USER..." >&2; exit 2; }
-file=$1; shift
-dir=${GP_SECRETS_DIR:-./secrets}
-mkdir -p "$dir"; chmod 700 "$dir"
-[ -f "$file" ] || { : > "$file"; chmod 600 "$file"; }
-for user in "$@"; do
-    secret="$dir/$user"
-    if [ ! -s "$secret" ]; then
-        (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=\n' > "$secret")
-    fi
-    mosquitto_passwd -b "$file" "$user" "$(cat "$secret")"
-done
-echo "wrote $file for: $*  (secrets in $dir)"
+[ $# -ge 2 ] || { echo "usage: $0 OUT_DIR GATE[=SITE]..." >&2; exit 2; }
+out=$1; shift
+exec "${GATEPASS_PYTHON:-python3}" -m central.provisioning.broker "$out" \
+    "${GP_SECRETS_DIR:-./secrets}" --workers "${GP_WORKERS:-2}" "$@"

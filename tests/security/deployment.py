@@ -40,7 +40,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from central.provisioning.broker import BrokerUser, write_broker_files, write_secrets
+from central.provisioning.broker import (
+    DYNSEC_FILE,
+    BrokerUser,
+    write_broker_files,
+    write_secrets,
+)
 from sync.config import BrokerConfig
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
@@ -100,12 +105,14 @@ class ShippedBroker:
     """Mosquitto from deploy/mosquitto as shipped, with ``users``; a context manager.
 
     ``cert_gates``: gate ids that get a client certificate (mutual TLS); default every
-    gate user. ``tls=False`` skips make-certs.sh and drops nothing else: the TLS
+    gate user. ``users_file``: a dynamic-security.json made elsewhere (make-passwd.sh) to
+    install instead of writing one from ``users`` (whose passwords must then match). ``tls=False`` skips make-certs.sh and drops nothing else: the TLS
     listeners are then left out of the config (the only lines removed), for speed.
     """
 
     def __init__(self, workdir: Path, users: Sequence[BrokerUser], *, tls: bool = True,
-                 cert_gates: Sequence[str] | None = None) -> None:
+                 cert_gates: Sequence[str] | None = None,
+                 users_file: Path | None = None) -> None:
         self.workdir = Path(workdir)
         self.users = list(users)
         self.tls = tls
@@ -117,6 +124,7 @@ class ShippedBroker:
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: Any = None
         self._prepared = False
+        self._users_file = users_file
 
     # --- addresses and credentials --------------------------------------------------------
     @property
@@ -180,7 +188,10 @@ class ShippedBroker:
     def _prepare(self) -> None:
         (self.workdir / "data").mkdir(parents=True, exist_ok=True)
         (self.etc / "certs").mkdir(parents=True, exist_ok=True)
-        write_broker_files(self.users, self.etc)
+        if self._users_file is not None:
+            shutil.copy(self._users_file, self.etc / DYNSEC_FILE)
+        else:
+            write_broker_files(self.users, self.etc)
         write_secrets(self.users, self.secrets)
         shipped = (DEPLOY / "mosquitto.conf").read_text()
         if self.tls:

@@ -1,12 +1,13 @@
-"""deploy/mosquitto's ACL and password recipe on a real Mosquitto: gates stay in their lane."""
+"""deploy/mosquitto as shipped, users from central.provisioning.broker: gates stay in their lane.
+
+Subscriptions, shared subscriptions and client ids: tests/security/test_broker.py.
+"""
 
 from __future__ import annotations
 
-import getpass
-import shutil
-import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,34 +17,25 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 from sync_helpers import FakeCentre, Ledger, make_event, wait_for
 
+from central.provisioning.broker import make_users
 from sync import topics, wire
 from sync.config import BrokerConfig
 from sync.link import GateLink
 from sync.outbox import Outbox
+from tests.security.deployment import ShippedBroker, missing_tools
 
 pytestmark = pytest.mark.broker
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
-USERS = {"ga": "pw-ga-secret", "gb": "pw-gb-secret", "gp-central": "pw-central"}
+USERS = {"ga": "pw-ga-secret", "gb": "pw-gb-secret", "gp-central-1": "pw-central"}
 
 
 @pytest.fixture
-def acl_broker(tmp_path: Path, mosquitto_factory: Any) -> Any:
-    tool = shutil.which("mosquitto_passwd")
-    if tool is None:
-        pytest.skip("mosquitto_passwd is not installed")
-    passwd = tmp_path / "passwd"
-    for n, (user, pw) in enumerate(USERS.items()):
-        subprocess.run([tool, *(["-c"] if n == 0 else []), "-b", str(passwd), user, pw],
-                       check=True, capture_output=True)
-    # Mosquitto started as root drops to user "mosquitto", which cannot read pytest's
-    # private tmp dirs: stay as the current user.
-    b = mosquitto_factory(workdir=tmp_path / "m", extra_conf=(
-        f"user {getpass.getuser()}\n"
-        "allow_anonymous false\n"
-        f"password_file {passwd}\n"
-        f"acl_file {DEPLOY / 'acl'}\n"))
-    b.start()
-    return b
+def acl_broker(tmp_path: Path) -> Iterator[ShippedBroker]:
+    # The shipped mosquitto.conf (plain listener only) with users from the provisioning.
+    if missing_tools():
+        pytest.skip(f"not installed: {', '.join(missing_tools())}")
+    users = make_users(["ga", "gb"], 1, passwords=USERS)
+    with ShippedBroker(tmp_path / "m", users, tls=False) as b:
+        yield b
 
 
 class RawGate:
@@ -93,7 +85,7 @@ def publish_once(port: int, user: str, protocol: str, topic: str, payload: bytes
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_gate_cannot_publish_under_another_gates_topic(acl_broker: Any, protocol: str) -> None:
-    centre = FakeCentre(acl_broker.port, username="gp-central", password=USERS["gp-central"],
+    centre = FakeCentre(acl_broker.port, username="gp-central-1", password=USERS["gp-central-1"],
                         shared=True).start()
     assert centre.subscribe_codes and not any(
         c.is_failure for c in centre.subscribe_codes)  # type: ignore[attr-defined]
@@ -122,7 +114,7 @@ def test_gate_cannot_publish_under_another_gates_topic(acl_broker: Any, protocol
 
 def test_gate_link_with_password_works_and_bad_password_is_refused(
         tmp_path: Path, acl_broker: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    centre = FakeCentre(acl_broker.port, username="gp-central", password=USERS["gp-central"],
+    centre = FakeCentre(acl_broker.port, username="gp-central-1", password=USERS["gp-central-1"],
                         shared=True).start()
     secret = tmp_path / "ga.secret"
     secret.write_text(USERS["ga"] + "\n")
