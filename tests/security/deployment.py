@@ -106,8 +106,9 @@ class ShippedBroker:
 
     ``cert_gates``: gate ids that get a client certificate (mutual TLS); default every
     gate user. ``users_file``: a dynamic-security.json made elsewhere (make-passwd.sh) to
-    install instead of writing one from ``users`` (whose passwords must then match). ``tls=False`` skips make-certs.sh and drops nothing else: the TLS
-    listeners are then left out of the config (the only lines removed), for speed.
+    install instead of writing one from ``users`` (whose passwords must then match).
+    ``tls=False`` skips make-certs.sh, and the TLS listener blocks are then the only lines
+    left out of the config (faster, for tests that use the plain listener only).
     """
 
     def __init__(self, workdir: Path, users: Sequence[BrokerUser], *, tls: bool = True,
