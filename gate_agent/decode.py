@@ -6,6 +6,14 @@
   retries only where a code is likely (see its docstring);
 * ``"zxingcpp"``, ``"pyzbar"``, ``"opencv"``, ``"opencv-aruco"``: one library each.
 
+Only OpenCV is certain to be there; zxing-cpp and pyzbar (which needs Debian's
+``libzbar0``) may be missing. :func:`backend_status` says which backends import here and
+why not; building a missing single backend raises :class:`hardware.errors.DriverMissing`
+with that reason, while ``"default"`` works with whatever is there: without ZBar the
+cascade skips its last retry, without zxing-cpp it becomes a :class:`FallbackDecoder`
+over the backends that import. :func:`availability_note` gives commands the one line to
+print about it.
+
 Every decoder reads QR codes only (no 1D barcodes, no Micro QR), returns each symbol
 in the frame once, and gives the payload's exact bytes in :attr:`Code.data` with the
 text decoded per the symbol's character set in :attr:`Code.text`. A decoder is not
@@ -16,6 +24,8 @@ make one per camera thread. Libraries are imported when a decoder is built.
 from __future__ import annotations
 
 import ctypes
+import functools
+import importlib
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -25,6 +35,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from hardware.errors import DriverMissing
 from hardware.image import Gray, to_gray
 
 log = logging.getLogger("gate_agent.decode")
@@ -75,10 +86,93 @@ class Decoder(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class BackendStatus:
+    """Whether one decoder backend can be used here, and if not, why and how to fix it."""
+
+    name: str
+    available: bool
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"available": self.available, "reason": self.reason}
+
+
+#: The order in which the default decoder falls back when zxing-cpp is missing.
+_FALLBACK_ORDER = ("opencv-aruco", "opencv", "pyzbar")
+
+
+@functools.cache
+def backend_status(name: str) -> BackendStatus:
+    """Probe backend ``name`` (one of :data:`BACKENDS`) once per process: import its
+    library; never raises."""
+    if name in ("zxing", "zxingcpp"):
+        return _probe("zxingcpp", "zxingcpp", "zxing-cpp not installed: pip install zxing-cpp")
+    if name == "pyzbar":
+        return _probe("pyzbar", "pyzbar.wrapper",
+                      "pyzbar not installed: pip install pyzbar")
+    if name in ("opencv", "opencv-aruco"):
+        status = _probe(name, "cv2", "OpenCV not installed: pip install opencv-python-headless")
+        attr = "QRCodeDetectorAruco" if name == "opencv-aruco" else "QRCodeDetector"
+        if status.available and not hasattr(importlib.import_module("cv2"), attr):
+            return BackendStatus(name, False, f"this OpenCV build has no cv2.{attr}")
+        return status
+    raise ValueError(f"unknown decoder backend {name!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def _probe(name: str, module: str, missing: str) -> BackendStatus:
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        text = str(exc)
+        if "zbar shared library" in text:  # pyzbar is there, Debian's library is not
+            reason = "libzbar0 not installed: apt-get install libzbar0"
+        elif exc.name is not None and module.startswith(exc.name):
+            reason = missing
+        else:
+            reason = f"{module} does not import: {text.splitlines()[0] if text else exc}"
+        log.debug("decoder backend %s unavailable: %s", name, reason)
+        return BackendStatus(name, False, reason)
+    return BackendStatus(name, True)
+
+
+def require_backend(name: str) -> None:
+    """Raise :class:`DriverMissing` naming the reason when backend ``name`` is missing."""
+    status = backend_status(name)
+    if not status.available:
+        raise DriverMissing(f"{status.name} unavailable ({status.reason})")
+
+
+def availability_note(name: str = "default") -> str | None:
+    """One line for a command to print when decoder ``name`` runs without some backend
+    it would use (``None`` when nothing is missing), e.g. ``pyzbar unavailable
+    (libzbar0 not installed: apt-get install libzbar0); using zxingcpp, opencv``.
+
+    For a single backend that is missing, see :func:`require_backend` instead.
+    """
+    if name != "default":
+        return None
+    missing = [backend_status(n) for n in ("zxingcpp", "pyzbar")]
+    missing = [m for m in missing if not m.available]
+    if not missing:
+        return None
+    what = "; ".join(f"{m.name} unavailable ({m.reason})" for m in missing)
+    if backend_status("zxingcpp").available:
+        return f"{what}; using zxingcpp and opencv (the cascade skips its ZBar retry)"
+    fallback = [n for n in _FALLBACK_ORDER if backend_status(n).available]
+    if not fallback:
+        return f"{what}; no QR decoder backend is available"
+    return f"{what}; using {', '.join(fallback)} (slower, reads fewer codes)"
+
+
 def make_decoder(name: str = "default") -> Decoder:
-    """Build the decoder called ``name`` (one of :data:`DECODERS`)."""
+    """Build the decoder called ``name`` (one of :data:`DECODERS`).
+
+    Raises ``ValueError`` for an unknown name and :class:`DriverMissing` when the
+    backend's library is not available here (``"default"`` only when none is).
+    """
     factories: dict[str, Callable[[], Decoder]] = {
-        "default": CascadeDecoder,
+        "default": _default_decoder,
         "zxingcpp": ZxingDecoder,
         "zxing": ZxingDecoder,
         "pyzbar": PyzbarDecoder,
@@ -91,7 +185,18 @@ def make_decoder(name: str = "default") -> Decoder:
         raise ValueError(
             f"unknown decoder {name!r}; choose one of {', '.join(DECODERS)}"
         ) from None
+    if name != "default":
+        require_backend(name)
     return factory()
+
+
+def _default_decoder() -> Decoder:
+    if backend_status("zxingcpp").available:
+        return CascadeDecoder(use_pyzbar=backend_status("pyzbar").available)
+    names = [n for n in _FALLBACK_ORDER if backend_status(n).available]
+    if not names:
+        raise DriverMissing(f"no QR decoder backend available ({availability_note()})")
+    return FallbackDecoder([make_decoder(n) for n in names])
 
 
 # --------------------------------------------------------------------------- text
@@ -320,6 +425,32 @@ def _extent(c: Code) -> float:
     return max(max(xs) - min(xs), max(ys) - min(ys))
 
 
+class FallbackDecoder:
+    """The default decoder where zxing-cpp is missing: each backend in turn, the first
+    that reads anything wins. Slower and weaker than the cascade, but it reads."""
+
+    name = "default"
+
+    def __init__(self, decoders: Sequence[Decoder]) -> None:
+        if not decoders:
+            raise ValueError("a FallbackDecoder needs at least one decoder")
+        self.decoders = list(decoders)
+        #: The backend that read the codes of the last call ("" when none did).
+        self.last_step = ""
+
+    def decode(self, frame: npt.NDArray[Any]) -> list[Code]:
+        gray = to_gray(frame)
+        self.last_step = ""
+        if gray.size == 0:
+            return []
+        for decoder in self.decoders:
+            codes = decoder.decode(gray)
+            if codes:
+                self.last_step = decoder.name
+                return codes
+        return []
+
+
 # --------------------------------------------------------------------------- cascade
 
 
@@ -404,7 +535,8 @@ class CascadeDecoder:
             try:
                 self._zbar = PyzbarDecoder()
             except ImportError as exc:  # pyzbar or Debian's libzbar0 missing: still decode
-                log.warning("ZBar unavailable, the cascade's last retry is skipped: %s", exc)
+                # Commands say so once (availability_note); no warning per decoder.
+                log.debug("ZBar unavailable, the cascade's last retry is skipped: %s", exc)
         self.invert_every = invert_every
         self.roi_memory = roi_memory
         self.still_pixels = still_pixels

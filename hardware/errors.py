@@ -6,6 +6,7 @@ Each leaf also subclasses the matching built-in, so callers may catch either::
     ├── DriverMissing (ImportError)       a chosen backend's library is not installed
     ├── SourceUnavailable (OSError)       a camera/folder/device cannot be opened or came back never
     ├── UnusableImage (ValueError)        a file is not a readable image, or an array is no frame
+    │   └── ImageTooLarge                 an image file is above the byte, side or pixel limits
     └── OutputFault (OSError)             a relay/light/buzzer failed or is stuck
 """
 
@@ -30,3 +31,7 @@ class UnusableImage(HardwareError, ValueError):
 
 class OutputFault(HardwareError, OSError):
     """A gate output (relay, light, buzzer) raised or did not follow its command."""
+
+
+class ImageTooLarge(UnusableImage):
+    """An image file is above the documented byte, side or pixel limits (hardware.image)."""

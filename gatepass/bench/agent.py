@@ -11,7 +11,11 @@ timed. The process is pinned to one CPU.
 Output (one JSON object)::
 
     {"verdict_latency_ms": {"p50": .., "p99": ..}, "fps": .., "baseline_pyzbar_fps": ..,
-     ...details}
+     "baseline": {"decoder": "pyzbar", "available": true, "reason": null}, ...details}
+
+Where pyzbar cannot be used here (Debian's ``libzbar0`` missing), the benchmark still
+measures the pipeline under test and reports ``"baseline": {"available": false,
+"reason": "..."}`` with ``baseline_pyzbar_fps`` null, and says so in one line on stderr.
 
 ``verdict_latency_ms``: wall time from a frame entering the pipeline to its verdict being
 committed, over the frames that produced a decision. ``fps``: frames / time spent in the
@@ -126,10 +130,17 @@ def measure(
 ) -> dict[str, Any]:
     import logging
 
+    from gate_agent.decode import backend_status
     from hardware.scene import SceneSimulator
     from hardware.sources import Frame
     from verifier.sandbox import Sandbox
 
+    base_status = backend_status("pyzbar")
+    baseline_info: dict[str, Any] = {"decoder": "pyzbar", **base_status.to_dict()}
+    if not baseline:
+        baseline_info = {"decoder": "pyzbar", "available": False,
+                         "reason": "skipped (--no-baseline)"}
+    baseline = baseline and base_status.available
     pinned = _pin(cpu)
     logging.disable(logging.INFO)  # one log line per decision is not what is measured
     sb = Sandbox.create(sites=("makkah-haram",), seed="bench-agent")
@@ -161,6 +172,7 @@ def measure(
                 },
                 "fps": main.fps,
                 "baseline_pyzbar_fps": pipes[1].fps if baseline else None,
+                "baseline": baseline_info,
                 "frames": frames,
                 "frame_ms_p50": _pct([s * 1000 for s in main.frame_s], 0.5),
                 "decisions": len(main.latency_ms),
@@ -186,10 +198,21 @@ def measure(
 
 
 def run(args: argparse.Namespace) -> int:
+    from gate_agent.decode import availability_note, backend_status
     from gatepass.cli import UsageError
 
     if args.frames < 10 or args.permits < 1:
         raise UsageError("--frames must be at least 10 and --permits at least 1")
+    # One line says what is missing here: what the pipeline under test uses instead, and
+    # that the baseline is reported as unavailable (a missing single backend under test
+    # is an error, from make_decoder).
+    note = availability_note(args.decoder)
+    base = backend_status("pyzbar")
+    if not args.no_baseline and not base.available:
+        note = (note or f"pyzbar unavailable ({base.reason})") + (
+            "; the pyzbar baseline is reported as unavailable")
+    if note:
+        print(f"gatepass: note: {note}", file=sys.stderr, flush=True)
     impairments = [s.strip() for s in args.impairments.split(",") if s.strip()]
     result = measure(
         frames=args.frames, permits=args.permits, seed=args.seed, impairments=impairments,

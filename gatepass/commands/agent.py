@@ -101,9 +101,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from gate_agent.assembly import assemble, clock_from_config
     from gate_agent.clock import TrustedClock
     from gate_agent.config import load_config
+    from gate_agent.decode import availability_note
     from gate_agent.reasons import GateReason
     from hardware.errors import UnusableImage
-    from hardware.image import read_image
+    from hardware.image import quiet_opencv, read_image
 
     cfg = load_config(args.config)
     clock = None
@@ -121,11 +122,18 @@ def cmd_scan(args: argparse.Namespace) -> int:
         clock.poll()
         decoder = agent.decoder
         assert decoder is not None
+        note = availability_note(cfg.decoder)
+        if note:
+            print(f"gatepass: note: {note}", file=sys.stderr, flush=True)
+        quiet_opencv()
         for image in args.images:
             try:
-                frame = read_image(image)
-            except (UnusableImage, OSError) as exc:
+                # The shared reader: regular files only, size and pixel limits checked
+                # from the header before anything is decoded.
+                frame = read_image(image, grayscale=True)
+            except UnusableImage as exc:
                 failed += 1
+                print(f"gatepass: error: {exc}", file=sys.stderr, flush=True)
                 _emit({"image": str(image), "verdict": "deny",
                        "reason": GateReason.NO_CODE.value, "error": str(exc)})
                 continue

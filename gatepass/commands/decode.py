@@ -1,9 +1,12 @@
 """``gatepass decode FILE...``: read the QR codes in image files.
 
 With ``--json`` each file gives one line ``{"file": ..., "codes": [{"text": ...,
-"bytes_b64": ...}]}``; a file that is missing, not an image or corrupt gives
-``{"file": ..., "error": "..."}`` and the others are still decoded (exit code 1
-if any file failed, 0 otherwise).
+"bytes_b64": ...}]}``; a file that is missing, not a regular file, not an image,
+corrupt or above the image limits (32 MiB, 40 megapixels, 16384 pixels a side) gives
+``{"file": ..., "error": "..."}`` and one line ``gatepass: error: ...`` on stderr, and
+the others are still decoded (exit code 1 if any file failed, 0 otherwise). When a
+decoder backend is missing here (pyzbar without libzbar0, zxing-cpp), the default
+decoder uses the others and one ``gatepass: note: ...`` line on stderr says so.
 """
 
 from __future__ import annotations
@@ -30,30 +33,36 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gate_agent.decode import availability_note, make_decoder
     from gatepass.cli import UsageError
+    from hardware.image import quiet_opencv
 
     try:
-        from gate_agent.decode import make_decoder
         decoder_factory = make_decoder
         decoder_factory(args.decoder)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    _quiet_opencv()
+    note = availability_note(args.decoder)
+    if note:
+        print(f"gatepass: note: {note}", file=sys.stderr, flush=True)
+    quiet_opencv()
     failed = 0
     for name in args.files:
         # A fresh decoder per file: files are unrelated stills, no region memory.
         result = decode_file(name, decoder_factory(args.decoder))
         failed += "error" in result
+        if "error" in result:
+            print(f"gatepass: error: {result['error']}", file=sys.stderr, flush=True)
         if args.json:
             print(json.dumps(result, ensure_ascii=False), flush=True)
         elif "error" in result:
-            print(f"{name}: error: {result['error']}", flush=True)
+            print(f"{name}: not read", flush=True)
         elif not result["codes"]:
             print(f"{name}: no QR code", flush=True)
         else:
             for code in result["codes"]:
                 print(f"{name}: {code['text']}", flush=True)
-    if failed and not args.json:
+    if failed and len(args.files) > 1:
         print(f"gatepass: {failed} of {len(args.files)} files could not be read", file=sys.stderr)
     return 1 if failed else 0
 
@@ -75,14 +84,3 @@ def decode_file(name: str, decoder: Any) -> dict[str, Any]:
             for c in codes
         ],
     }
-
-
-def _quiet_opencv() -> None:
-    # OpenCV prints its own multi-line complaint for every corrupt file; our one-line
-    # error entry says it better.
-    try:
-        import cv2
-
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    except (ImportError, AttributeError):
-        pass

@@ -115,17 +115,23 @@ def _payloads(args: argparse.Namespace) -> Iterator[tuple[dict[str, Any], str | 
         else:
             yield {}, item
     if args.image:
-        import cv2
-
-        from gate_agent.decode import make_decoder
+        from gate_agent.decode import availability_note, make_decoder
+        from gatepass.cli import UsageError
+        from hardware.errors import UnusableImage
+        from hardware.image import quiet_opencv, read_image
 
         decoder = make_decoder("default")
+        note = availability_note("default")
+        if note:
+            print(f"gatepass: note: {note}", file=sys.stderr, flush=True)
+        quiet_opencv()
         for name in args.image:
-            frame = cv2.imread(name, cv2.IMREAD_COLOR)
-            if frame is None:
-                from gatepass.cli import UsageError
-
-                raise UsageError(f"cannot read image {name}: missing or not an image file")
+            # The shared reader: regular files only, size and pixel limits from the
+            # header before anything is decoded.
+            try:
+                frame = read_image(name, grayscale=True)
+            except UnusableImage as exc:
+                raise UsageError(f"cannot read image {exc}") from None
             codes = decoder.decode(frame)
             if not codes:
                 yield {"image": name}, None
