@@ -9,8 +9,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
 from typing import Any
 
 
@@ -37,30 +35,19 @@ def register(sub: Any) -> None:
     check.set_defaults(func=_check)
 
 
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-
-    def handler(signum: int, frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-    return stop
-
-
 def _run(args: argparse.Namespace, *, http: bool, client_id: str | None = None) -> int:
     from central.app import CentralApp
     from central.config import load_config
+    from gatepass.stopsignals import StopSignals
 
     config = load_config(args.config)
-    stop = _stop_on_signals()
-    with CentralApp(config, http=http, client_id=client_id) as app:
+    with StopSignals() as signals, CentralApp(config, http=http, client_id=client_id) as app:
         if app.dashboard is not None:
             print(f"gatepass central: dashboard on {app.dashboard.url}", flush=True)
         print(f"gatepass central: worker {app.aggregator.client_id} on "
               f"{config.broker.host}:{config.broker.port}, store {_redact(config.store.url)}",
               flush=True)
-        while not stop.wait(1.0):
+        while not signals.stop.wait(1.0):
             pass
     return 0
 

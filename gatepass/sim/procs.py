@@ -249,18 +249,14 @@ class CentralService:
 
 
 def install_stop_signals(stop: threading.Event) -> Callable[[], None]:
-    """SIGINT/SIGTERM set ``stop``; returns a function restoring the previous handlers."""
+    """SIGINT/SIGTERM set ``stop``; returns a function restoring the previous handlers.
 
-    def handler(signum: int, frame: Any) -> None:
-        stop.set()
+    The handler itself only wakes a relay thread (:mod:`gatepass.stopsignals`), so a signal
+    landing while the main thread waits on ``stop`` cannot deadlock.
+    """
+    from gatepass.stopsignals import StopSignals
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def restore() -> None:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-    return restore
+    return StopSignals(stop).install().close
 
 
 def env_with_repo() -> dict[str, str]:
