@@ -87,7 +87,7 @@ def check(req: str, platforms: list[str], dest: Path) -> tuple[bool, str]:
            "--abi", "cp311", "--abi", "abi3", "--abi", "none", "-d", str(dest)]
     for p in platforms:
         cmd += ["--platform", p]
-    r = subprocess.run(cmd + [req], capture_output=True, text=True, timeout=600)
+    r = subprocess.run([*cmd, req], capture_output=True, text=True, timeout=600)
     if r.returncode == 0:
         return True, ""
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("ERROR")]
