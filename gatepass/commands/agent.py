@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -163,18 +161,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if not args.text_logs:
         use_json_logs(logging.DEBUG if getattr(args, "debug", False) else logging.INFO)
-    stop = threading.Event()
-    reload_requested = threading.Event()
+    from gatepass.stopsignals import StopSignals
 
-    def on_stop(signum: int, _frame: Any) -> None:
-        log.info("signal received, stopping", extra={"signal": signal.Signals(signum).name})
-        stop.set()
-
-    def on_hup(_signum: int, _frame: Any) -> None:
-        reload_requested.set()
-
-    previous = {s: signal.signal(s, on_stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hup)
+    signals = StopSignals(reload=True).install()
     try:
         with contextlib.ExitStack() as stack:
             agent = stack.enter_context(assemble(cfg))
@@ -195,15 +184,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             agent.start()
             print(f"gatepass agent: gate {cfg.gate} running ({cfg.mode})", file=sys.stderr,
                   flush=True)
-            while not stop.wait(0.5):
-                if reload_requested.is_set():
-                    reload_requested.clear()
+            while not signals.stop.wait(0.5):
+                if signals.take_reload():
                     try:
                         agent.reload_config(load_config(args.config))
                     except ConfigError as exc:
                         log.error("config reload refused: %s", exc)
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        signals.close()
     print("gatepass agent: stopped cleanly", file=sys.stderr, flush=True)
     return 0
