@@ -8,7 +8,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from decode_helpers import draw_qr
+from decode_helpers import draw_qr, require_decoder
 
 from gatepass.cli import main
 
@@ -82,6 +82,7 @@ def test_plain_output_and_unknown_decoder(tmp_path: Path,
 @pytest.mark.parametrize("name", ["zxingcpp", "pyzbar", "opencv", "opencv-aruco"])
 def test_each_backend_by_name(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                               name: str) -> None:
+    require_decoder(name)
     a = write_png(tmp_path / "a.png", "GP1:BACKEND", scale=8)
     rc, rows = run_json(capsys, "--decoder", name, str(a))
     assert rc == 0 and [c["text"] for c in rows[0]["codes"]] == ["GP1:BACKEND"]
