@@ -166,3 +166,47 @@ def test_bench_decode_reports_the_pyzbar_baseline_unavailable(tmp_path: Path) ->
     assert [ln for ln in proc.stderr.splitlines() if ln.startswith("gatepass:")] == [
         f"gatepass: note: {ZBAR_NOTE}; using zxingcpp and opencv (the cascade skips its ZBar"
         " retry); the pyzbar baseline is reported as unavailable"]
+
+
+def test_agent_run_without_zbar_runs_and_says_so(tmp_path: Path, permit_png: Path) -> None:
+    import signal
+
+    keys = tmp_path / "keys"
+    made = run([*GATEPASS, "keys", "new", str(keys), "--sites", "makkah-haram"], tmp_path)
+    assert made.returncode == 0, made.stderr
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    permit_png.rename(frames / "f0.png")
+    cfg = tmp_path / "gate.toml"
+    cfg.write_text(
+        'gate = "g1"\nsite = "makkah-haram"\nmode = "entrance"\nledger = "ledger.sqlite"\n'
+        f'[permits]\ntypes = ["umrah"]\n[trust]\nbundle = "{keys / "trust.json"}"\n'
+        '[clock]\nsystem = "trust"\n[console]\nenabled = false\n'
+        f'[source]\nkind = "folder"\npath = "{frames}"\npattern = "*.png"\n'
+        '[outputs]\nbackend = "simulated"\n'
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(stub_dir(tmp_path, "pyzbar")), *filter(None, [env.get("PYTHONPATH")])])
+    proc = subprocess.Popen([*GATEPASS, "agent", "run", "--config", str(cfg)], cwd=tmp_path,
+                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    seen: list[str] = []
+    try:
+        assert proc.stderr is not None
+        while not any("running" in ln for ln in seen):
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen.append(line.rstrip("\n"))
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert any(ln.startswith("gatepass agent: gate g1 running") for ln in seen), seen
+    assert [ln for ln in seen if ln.startswith("gatepass: note:")] == [
+        f"gatepass: note: {ZBAR_NOTE}; using zxingcpp and opencv (the cascade skips its ZBar"
+        " retry)"], seen
+    assert proc.returncode == 0, rest
