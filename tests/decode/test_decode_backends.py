@@ -210,3 +210,18 @@ def test_agent_run_without_zbar_runs_and_says_so(tmp_path: Path, permit_png: Pat
         f"gatepass: note: {ZBAR_NOTE}; using zxingcpp and opencv (the cascade skips its ZBar"
         " retry)"], seen
     assert proc.returncode == 0, rest
+
+
+def test_verify_image_without_zbar_reads_and_says_so(tmp_path: Path, permit_png: Path) -> None:
+    keys = tmp_path / "keys"
+    made = run([*GATEPASS, "keys", "new", str(keys), "--sites", "makkah-haram"], tmp_path)
+    assert made.returncode == 0, made.stderr
+    proc = run([*GATEPASS, "verify", "--trust", str(keys / "trust.json"), "--at",
+                "2026-05-28T21:30:00Z", "--image", str(permit_png)], tmp_path, "pyzbar")
+    # The QR was read (a refusal of its text, not "no_code"); one note, no error.
+    assert proc.returncode == 1, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["image"] == str(permit_png) and result["reason"] != "no_code", result
+    assert [ln for ln in proc.stderr.splitlines() if ln.startswith("gatepass:")] == [
+        f"gatepass: note: {ZBAR_NOTE}; using zxingcpp and opencv (the cascade skips its ZBar"
+        " retry)"], proc.stderr
