@@ -1,10 +1,11 @@
 """SIGTERM at any moment ends ``gatepass demo`` and ``gatepass agent run`` cleanly.
 
-The moment is drawn from interpreter start-up to well into the run (seeded, so a failure replays), and
-some rounds send a second SIGTERM while the first stop is under way. Each round must end
-within 10 s of the first signal with exit 0 and leave no child process (the demo's broker and
-central service included). Signal handlers only wake a relay thread
-(``gatepass.stopsignals``); before that, a signal landing inside ``Event.set()`` deadlocked.
+The moment is drawn from interpreter start-up to well into the run (seeded, so a failure
+replays), and some rounds send a second SIGTERM while the first stop is under way. Each
+round must end within 10 s of the first signal, with exit 0 (or death by SIGTERM before the
+handler was installed), and leave no child process (the demo's broker and central service
+included). Signal handlers only wake a relay thread (``gatepass.stopsignals``); before
+that, a signal landing inside ``Event.set()`` deadlocked.
 """
 
 from __future__ import annotations
