@@ -40,6 +40,11 @@ requirements=(libzbar0 mosquitto mosquitto-clients "chromium|chromium-browser"
 if ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
     requirements+=(python3-venv)
 fi
+# Extra requirements, space-separated (the tests use it to exercise the "missing" paths).
+if [ -n "${GATEPASS_EXTRA_DEBS:-}" ]; then
+    read -r -a extra <<<"$GATEPASS_EXTRA_DEBS"
+    requirements+=("${extra[@]}")
+fi
 
 if [ "$mode" = list ]; then
     printf '%s\n' "${requirements[@]}"
