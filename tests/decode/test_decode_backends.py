@@ -225,3 +225,24 @@ def test_verify_image_without_zbar_reads_and_says_so(tmp_path: Path, permit_png:
     assert [ln for ln in proc.stderr.splitlines() if ln.startswith("gatepass:")] == [
         f"gatepass: note: {ZBAR_NOTE}; using zxingcpp and opencv (the cascade skips its ZBar"
         " retry)"], proc.stderr
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("", "1 skipped"), ("true", "1 failed")])
+def test_pyzbar_tests_skip_outside_ci_and_fail_in_ci(tmp_path: Path, ci: str,
+                                                     outcome: str) -> None:
+    """The helper the backend tests use: without libzbar0 a pyzbar test is skipped with
+    the install command outside CI, and fails in CI (CI=true)."""
+    test = Path(__file__).with_name("test_decode_cli.py")
+    env = dict(os.environ, CI=ci)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(stub_dir(tmp_path, "pyzbar")), *filter(None, [env.get("PYTHONPATH")])])
+    # --noconftest: the test needs no fixture of the session's, and must not start its
+    # servers or apply its CI checks to this one inner test.
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rsf", "-p", "no:cacheprovider", "--noconftest",
+         f"{test}::test_each_backend_by_name[pyzbar]"],
+        capture_output=True, text=True, timeout=240, env=env, cwd=Path(__file__).parents[2],
+        stdin=subprocess.DEVNULL)
+    assert outcome in proc.stdout, proc.stdout + proc.stderr
+    assert "decoder pyzbar unavailable here (libzbar0 not installed: apt-get install " \
+           "libzbar0)" in proc.stdout, proc.stdout
