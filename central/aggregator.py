@@ -12,6 +12,20 @@ then publishes the retained ``ack`` of the highest contiguous seq stored per gat
 batch that cannot be decoded or names another gate than its topic is refused whole,
 recorded as an anomaly, and not acknowledged. A store failure is retried with the
 same messages: nothing is acknowledged that is not stored.
+
+Gate identity: with a gate registry (:mod:`verifier.registry`), a batch is refused
+whole, recorded and not acknowledged, when its gate is not registered
+(``unregistered_gate``), it carries no signature or one that does not verify with the
+gate's registered key (``unsigned_batch``, ``bad_signature``), its gate groups are not
+the registry's (``wrong_group``), or an event's site or mode is not the gate's
+(``wrong_site``, ``wrong_mode``). Used-permit batches for a site then hold only events
+of that site's registered gates.
+
+Acks name what is stored (``first``/``digest``, see :mod:`sync.wire`). An event whose
+``(gate, seq)`` is stored with another event id raises a *seq alarm* (store table,
+``gatepass_central_seq_conflicts``, an error log line, the dashboard's ``seq_alarms``):
+two devices speak as one gate. The gate's ack then stops below that seq until an
+operator resolves it (``gatepass gates resolve``).
 """
 
 from __future__ import annotations
@@ -40,7 +54,14 @@ from sync.config import BrokerConfig
 from sync.errors import SyncError, TopicError, WireError
 from sync.schema import GateEvent
 from verifier import documents
-from verifier.errors import GatepassError
+from verifier.errors import DocumentRefused, GatepassError, Reason
+from verifier.registry import (
+    BatchSignatureInvalid,
+    GateRegistry,
+    newer_registry,
+    open_registry,
+    verify_batch,
+)
 
 if TYPE_CHECKING:
     from verifier.trust import TrustStore
@@ -50,6 +71,7 @@ log = logging.getLogger(__name__)
 JOIN_TIMEOUT_S: Final = 10.0
 STORE_RETRY_S: Final = 0.5
 EVENTS_PER_MESSAGE_GUESS: Final = 500  # a full batch message, to size the decoded queue
+REGISTRY_RELOAD_S: Final = 5.0  # an unknown gate re-reads the stored registry this often
 
 #: Store kind of a gate's config document: this prefix + the gate id.
 GATE_CONFIG_PREFIX: Final = "gate_config."
@@ -101,6 +123,7 @@ class Aggregator:
         time_beacon_period_s: float = 5.0,
         used_stream: bool = True,
         shared_subscription: bool = True,
+        registry: GateRegistry | None = None,
     ) -> None:
         self._store = store
         self.client_id = topics.check_id(client_id, "client id")
@@ -136,6 +159,52 @@ class Aggregator:
         self._refused = 0
         self._acks = 0
         self._last_error: str | None = None
+        # The gate registry: None means no gate identity checks (a warning at start).
+        self._registry: GateRegistry | None = None
+        self._registry_checked = 0.0
+        if registry is not None:
+            self.set_registry(registry)
+            self._adopt_stored_registry()
+
+    # --- gate registry --------------------------------------------------------------------
+    @property
+    def registry(self) -> GateRegistry | None:
+        return self._registry
+
+    def set_registry(self, registry: GateRegistry) -> bool:
+        """Install a verified registry if newer than the held one (an older one raises
+        ``DocumentRefused(ROLLBACK)``); keep it in the store. False: the same one again."""
+        if not newer_registry(self._registry, registry):
+            return False
+        self._store_retry(partial(
+            self._store.add_document, kind=documents.KIND_GATE_REGISTRY,
+            version=registry.version, raw=registry.raw,
+            summary=f"gate_registry: {len(registry.gates)} gates, "
+                    f"sites {', '.join(sorted(registry.sites()))[:300]}",
+            now=self._clock(),
+        ))
+        self._registry = registry  # one reference swap: decoders see old or new, whole
+        log.info("gate registry v%d in force: %d gates", registry.version, len(registry.gates))
+        return True
+
+    def _adopt_stored_registry(self) -> None:
+        # Another worker (or the dashboard) may have been given a newer registry.
+        if self._trust is None:
+            return
+        try:
+            raw = self._store.latest_document(documents.KIND_GATE_REGISTRY)
+        except StoreError as exc:
+            self._error(f"cannot read the stored gate registry: {exc}")
+            return
+        if raw is None or (self._registry is not None and raw == self._registry.raw):
+            return
+        try:
+            reg = open_registry(raw, self._trust, now=self._clock())
+            if self._registry is None or reg.version > self._registry.version:
+                self._registry = reg
+                log.info("adopted stored gate registry v%d", reg.version)
+        except GatepassError as exc:
+            self._error(f"stored gate registry not adopted: {exc}")
 
     # --- public API -----------------------------------------------------------------------
     def start(self) -> None:
@@ -156,6 +225,9 @@ class Aggregator:
         """Check a signed trust list or revocation document, keep it and publish it."""
         if self._trust is None:
             raise DownlinkError("this centre has no trust store to check documents with")
+        given_registry = self._give_registry(raw)
+        if given_registry is not None:
+            return given_registry
         given = check_given(raw, self._trust, now=self._clock())
         if given.kind == documents.KIND_TRUST_LIST:
             try:  # refuses an older list (rollback) before anything is relayed
@@ -168,6 +240,26 @@ class Aggregator:
         )
         self._relay(given.kind, given.raw)
         return given
+
+    def _give_registry(self, raw: bytes) -> Given | None:
+        """A gate registry given to the centre: verify, refuse older, install. None when
+        ``raw`` is another kind of document."""
+        assert self._trust is not None
+        try:
+            reg = open_registry(raw, self._trust, now=self._clock())
+        except DocumentRefused as exc:
+            if exc.reason == Reason.WRONG_KIND:
+                return None
+            raise DownlinkError(f"gate registry refused: {exc}") from None
+        if self._registry is None:
+            raise DownlinkError("this centre checks no gate identities: configure [registry] "
+                                "with a first registry file")
+        try:
+            self.set_registry(reg)
+        except DocumentRefused as exc:
+            raise DownlinkError(f"gate registry refused: {exc}") from None
+        return Given(documents.KIND_GATE_REGISTRY, reg.version,
+                     f"gate_registry: {len(reg.gates)} gates", bytes(raw))
 
     def send_gate_config(self, gate: str, body: Mapping[str, Any], version: int) -> bytes:
         """Sign a gate's config (rule sections) and publish it retained to that gate."""
@@ -399,7 +491,8 @@ class Aggregator:
             self._messages += 1
         try:
             if parsed.leaf == "events":
-                return wire.decode_batch(payload, parsed.gate)
+                batch = wire.decode_signed_batch(payload, parsed.gate)
+                return self._check_identity(batch)
             if parsed.leaf == "status":
                 st = wire.decode_status(payload, parsed.gate)
                 self._store_retry(partial(
@@ -415,6 +508,55 @@ class Aggregator:
             self._refuse(parsed.gate, None, kind, f"{parsed.leaf}: {exc}")
         return []
 
+    def _entry(self, gate: str) -> Any:
+        reg = self._registry
+        assert reg is not None
+        entry = reg.get(gate)
+        now = time.monotonic()
+        if entry is None and now - self._registry_checked > REGISTRY_RELOAD_S:
+            self._registry_checked = now
+            self._adopt_stored_registry()
+            reg = self._registry
+            entry = reg.get(gate) if reg is not None else None
+        return entry
+
+    def _check_identity(self, batch: wire.Batch) -> list[GateEvent]:
+        """The batch's events if the gate registry vouches for them; else refuse it whole."""
+        if self._registry is None:
+            return batch.events
+        gate = batch.gate
+        entry = self._entry(gate)
+        first = batch.events[0].seq
+        if entry is None:
+            self._refuse(gate, first, "unregistered_gate",
+                         f"gate {gate} is not in gate registry v{self._registry.version}")
+            return []
+        if batch.sig is None:
+            self._refuse(gate, first, "unsigned_batch", f"batch from {gate} carries no signature")
+            return []
+        try:
+            verify_batch(entry, batch.signed, batch.sig)
+        except BatchSignatureInvalid as exc:
+            self._refuse(gate, first, "bad_signature", str(exc))
+            return []
+        if tuple(batch.groups or ()) != entry.groups:
+            self._refuse(gate, first, "wrong_group",
+                         f"gate {gate} claims groups {list(batch.groups or ())}, registry says "
+                         f"{list(entry.groups)}")
+            return []
+        for ev in batch.events:
+            if ev.site != entry.site:
+                self._refuse(gate, ev.seq, "wrong_site",
+                             f"event seq {ev.seq} of {gate} claims site {ev.site!r}; the gate "
+                             f"is registered at {entry.site!r}")
+                return []
+            if ev.mode != entry.mode:
+                self._refuse(gate, ev.seq, "wrong_mode",
+                             f"event seq {ev.seq} of {gate} claims mode {ev.mode!r}; the gate "
+                             f"is registered as {entry.mode!r}")
+                return []
+        return batch.events
+
     def _store_events(self, events: list[GateEvent]) -> None:
         for i in range(0, len(events), self._max_events):
             chunk = events[i:i + self._max_events]
@@ -424,15 +566,20 @@ class Aggregator:
                 return  # stopping: nothing acknowledged, the gates will send again
             self.metrics.store_seconds.observe(time.perf_counter() - started)
             for gate, seq in sorted(result.acks.items()):
-                self._publish(topics.ack(gate), wire.encode_ack(gate, seq), qos=1, retain=True)
+                first, digest = result.proofs.get(gate, (seq + 1, wire.eid_digest(())))
+                self._publish(topics.ack(gate), wire.encode_ack(gate, seq, first, digest),
+                              qos=1, retain=True)
             self.metrics.events_received.inc(result.received)
             self.metrics.events_stored.inc(result.inserted)
             self.metrics.events_duplicate.inc(result.duplicates)
             self.metrics.acks.inc(len(result.acks))
             if result.anomalies:
                 self.metrics.anomalies.labels("duplicate_seq").inc(result.anomalies)
-                log.warning("aggregator %s: %d events reuse a stored seq with another eid",
-                            self.client_id, result.anomalies)
+                self.metrics.seq_conflicts.inc(len(result.seq_conflicts))
+                for gate, seq, eid, stored in result.seq_conflicts[:20]:
+                    log.error("ALARM two devices speak as gate %s: seq %d arrived as event %s,"
+                              " stored as %s; its ack stops below seq %d until resolved",
+                              gate, seq, eid, stored, seq)
             if result.conflicts:
                 self.metrics.conflicts.inc(result.conflicts)
             with self._lock:
@@ -469,9 +616,16 @@ class Aggregator:
     def _publish_used(self, events: Sequence[GateEvent]) -> None:
         assert self._signer is not None
         per_site: dict[str, list[tuple[str, str, float]]] = {}
+        reg = self._registry
         for ev in events:
             if ev.verdict == "admit" and ev.ph is not None:
-                per_site.setdefault(ev.site, []).append((ev.ph, ev.gate, ev.t))
+                # With a registry the site is the gate's registered one (events claiming
+                # another were refused before they were stored); without, the event's own.
+                entry = reg.get(ev.gate) if reg is not None else None
+                if reg is not None and entry is None:
+                    continue
+                site = entry.site if entry is not None else ev.site
+                per_site.setdefault(site, []).append((ev.ph, ev.gate, ev.t))
         now = self._clock()
         for site, used in sorted(per_site.items()):
             for doc in self._signer.used_permits(site, used, now):

@@ -23,6 +23,7 @@ from verifier.errors import GatepassError
 
 if TYPE_CHECKING:
     from central.dashboard.server import DashboardServer
+    from verifier.registry import GateRegistry
     from verifier.trust import TrustStore
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,27 @@ def load_trust(config: CentralConfig) -> TrustStore | None:
         raise CentralConfigError(f"cannot read trust bundle {path}: {exc.strerror}") from None
     except GatepassError as exc:
         raise CentralConfigError(f"trust bundle {path} is unusable: {exc}") from None
+
+
+def load_registry(
+    config: CentralConfig, trust: TrustStore | None, now: float
+) -> GateRegistry | None:
+    """The configured gate registry, verified against the trust root; None without one."""
+    if config.registry is None:
+        log.warning("no [registry] in the config: gate identities are not checked; any gate"
+                    " with broker credentials may claim any site")
+        return None
+    from verifier.registry import open_registry
+
+    if trust is None:
+        raise CentralConfigError("[registry] needs [trust] to verify it")
+    path = config.registry.file
+    try:
+        return open_registry(path.read_bytes(), trust, now=now)
+    except OSError as exc:
+        raise CentralConfigError(f"cannot read gate registry {path}: {exc.strerror}") from None
+    except GatepassError as exc:
+        raise CentralConfigError(f"gate registry {path} is unusable: {exc}") from None
 
 
 def load_signer(config: CentralConfig) -> DownlinkSigner | None:
@@ -69,6 +91,7 @@ class CentralApp:
         self.dashboard: DashboardServer | None = None
         try:
             self._adopt_stored_trust_list()
+            registry = load_registry(config, self.trust, clock())
             self.metrics.registry.register(StoreCollector(self.store))
             agg = config.aggregator
             self.aggregator = Aggregator(
@@ -84,6 +107,7 @@ class CentralApp:
                 time_beacon_period_s=agg.time_beacon_period_s,
                 used_stream=agg.used_stream,
                 shared_subscription=agg.shared_subscription,
+                registry=registry,
             )
             if http:
                 from central.dashboard.server import DashboardServer

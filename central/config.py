@@ -23,6 +23,9 @@ Example::
     [trust]
     bundle_file = "/etc/gatepass/trust.json"         # checks trust lists/revocations to relay
 
+    [registry]
+    file = "/etc/gatepass/gates.registry"            # signed gate registry (gatepass gates)
+
     [[sites]]
     id = "haram"
     name = "Masjid al-Haram"
@@ -107,6 +110,17 @@ class TrustConfig(BaseModel):
     bundle_file: Path = Field(description="trust.json as written by `gatepass keys new`")
 
 
+class RegistryConfig(BaseModel):
+    """The signed gate registry: which gates exist, where, and the key each signs with."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: Path = Field(
+        description="signed gate registry written by `gatepass gates provision|registry`;"
+        " a newer one given through POST /api/documents replaces it (needs [trust])"
+    )
+
+
 class AggregatorConfig(BaseModel):
     """How an aggregator worker subscribes, batches and publishes."""
 
@@ -183,7 +197,17 @@ class CentralConfig(BaseModel):
         None, description="without it the centre refuses trust lists and revocations to relay"
     )
     aggregator: AggregatorConfig = Field(default_factory=AggregatorConfig)  # type: ignore[arg-type]
+    registry: RegistryConfig | None = Field(
+        None, description="without it the centre checks no gate identity (any gate with broker"
+        " credentials may claim any site): only for tests and demos",
+    )
     sites: list[SiteConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _registry_needs_trust(self) -> CentralConfig:
+        if self.registry is not None and self.trust is None:
+            raise ValueError("[registry] needs [trust]: the registry is verified against the root")
+        return self
 
     @model_validator(mode="after")
     def _unique_sites(self) -> CentralConfig:

@@ -40,6 +40,11 @@ class CentralMetrics:
         self.anomalies = Counter(
             "gatepass_central_anomalies", "anomalies recorded", ["kind"], registry=r
         )
+        self.seq_conflicts = Counter(
+            "gatepass_central_seq_conflicts",
+            "events whose (gate, seq) was stored with another event id: two devices, one gate",
+            registry=r,
+        )
         self.conflicts = Counter(
             "gatepass_central_conflicts", "admissions flagged as cross-gate conflicts", registry=r
         )
@@ -96,6 +101,11 @@ class StoreCollector(Collector):
             "gatepass_conflicts_open", "admissions flagged for review"
         )
         conflicts.add_metric([], self._store.conflict_count())
+        alarms = GaugeMetricFamily(
+            "gatepass_seq_alarms_open", "open seq alarms: two devices speak as one gate"
+        )
+        alarms.add_metric([], self._store.seq_alarm_count())
+        yield alarms
         yield admitted
         yield events
         yield online

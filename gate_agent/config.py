@@ -200,6 +200,12 @@ class AgentConfig(_Strict):
         description="'entrance' admits, 'boarding' admits onto a bus trip, 'counter' inspects"
     )
     ledger: Path = Field(description="SQLite ledger file (also holds the sync outbox)")
+    key_file: Path | None = Field(
+        default=None,
+        description="this gate's private signing key (PEM, mode 0600) written by 'gatepass gates"
+        " enrol'; it signs every batch sent to the centre (none: unsigned batches, which a"
+        " centre with a gate registry refuses)",
+    )
     decoder: str = Field(default="default", description="QR decoder name for gate_agent.decode")
     debounce_s: float = Field(
         default=3.0, ge=0, le=600, description="seconds the same code is ignored after a scan"
@@ -271,7 +277,10 @@ def _resolve(cfg: AgentConfig, base: Path) -> AgentConfig:
             for k in ("bundle", "revocations")
         }
     )
-    return cfg.model_copy(update={"trust": trust, "ledger": fix(cfg.ledger) or cfg.ledger})
+    return cfg.model_copy(update={
+        "trust": trust, "ledger": fix(cfg.ledger) or cfg.ledger,
+        "key_file": fix(cfg.key_file) or cfg.key_file,
+    })
 
 
 def config_from_dict(data: dict[str, Any], *, base_dir: Path | None = None) -> AgentConfig:
@@ -319,5 +328,6 @@ def summary(cfg: AgentConfig) -> str:
         "console: "
         + (f"http://{cfg.console.host}:{cfg.console.port}" if cfg.console.enabled else "off"),
         f"broker: {'configured' if cfg.broker else 'none (offline gate)'}",
+        f"gate key: {cfg.key_file or 'none (batches unsigned)'}",
     ]
     return "\n".join(lines)

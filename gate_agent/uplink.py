@@ -12,6 +12,7 @@ import logging
 import math
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from gate_agent.agent import GateAgent
@@ -20,7 +21,8 @@ from gate_agent.errors import ConfigError
 from sync.downlink import DownlinkItem
 from sync.facade import GateSync
 from verifier.documents import read_document
-from verifier.errors import DocumentRefused, Reason
+from verifier.errors import DocumentRefused, KeyUnusable, Reason
+from verifier.keys import SigningKey
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +128,10 @@ def restore_documents(agent: GateAgent) -> dict[str, int]:
             elif line == "revocations":
                 agent.trust.apply_revocations(raw)
             elif line == "gate_config":
-                remote_config(agent, read_document(raw, (kind,), agent.trust.store).body)
+                remote_config(
+                    agent,
+                    read_document(raw, (kind,), agent.trust.store, now=agent.trust.clock()).body,
+                )
             else:
                 continue
         except (DocumentRefused, ConfigError) as exc:
@@ -137,6 +142,24 @@ def restore_documents(agent: GateAgent) -> dict[str, int]:
     return versions
 
 
+def load_gate_key(path: Path) -> SigningKey:
+    """Read the gate's private signing key; refuse one that others may read."""
+    try:
+        st = path.stat()
+        pem = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read gate key {path}: {exc.strerror or exc}") from None
+    if st.st_mode & 0o077:
+        raise ConfigError(
+            f"gate key {path} is readable by group or others (mode {st.st_mode & 0o777:o}):"
+            f" run chmod 600 {path}"
+        )
+    try:
+        return SigningKey.from_pem(pem)
+    except KeyUnusable as exc:
+        raise ConfigError(f"gate key {path} is unusable: {exc}") from None
+
+
 @contextlib.contextmanager
 def open_sync(agent: GateAgent, versions: dict[str, int] | None = None) -> Iterator[GateSync]:
     """Start ``GateSync`` for ``agent`` per its ``[broker]`` config; close it on exit."""
@@ -144,11 +167,15 @@ def open_sync(agent: GateAgent, versions: dict[str, int] | None = None) -> Itera
     if cfg.broker is None:
         raise ConfigError("no [broker] in the config: this gate runs offline")
     cb = _Callbacks(agent)
+    key = load_gate_key(cfg.key_file) if cfg.key_file is not None else None
+    if key is None:
+        log.warning("gate %s has no key_file: its batches go unsigned, and a centre with a"
+                    " gate registry refuses them", cfg.gate)
     sync = GateSync(
         gate_id=cfg.gate, site=cfg.site, db_path=agent.ledger.path, broker=cfg.broker,
         trust=agent.trust.store, on_trust_list=cb.trust_list, on_revocations=cb.revocations,
         on_time_beacon=cb.time_beacon, on_config=cb.config, on_used_permits=cb.used,
-        versions=versions,
+        versions=versions, signing_key=key, groups=cfg.permits.gate_groups,
     )
     agent.sync = sync
     try:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -13,6 +14,8 @@ from sync.config import BrokerConfig
 from sync.downlink import Callback, Downlink, DownlinkStats
 from sync.link import GateLink
 from sync.outbox import Outbox
+from verifier.keys import SigningKey
+from verifier.registry import sign_batch
 from verifier.trust import TrustStore
 
 
@@ -30,6 +33,7 @@ class SyncStatus:
     republishes: int
     refused_publishes: int
     refused_acks: int
+    ack_mismatches: int  # acks naming events this gate never wrote: a second device?
     downlink_applied: dict[str, int]
     downlink_stale: dict[str, int]
     downlink_refused: dict[str, int]
@@ -60,6 +64,9 @@ class GateSync:
     is installed into ``trust`` before ``on_trust_list`` runs; revocations are verified
     and ``on_revocations`` applies them (``RevocationSet.apply(item.raw)``). ``versions``
     seeds the downlink's last accepted versions (see ``status``/``Downlink.versions``).
+    ``signing_key`` (the gate's own key, registered in the centre's gate registry) signs
+    every outgoing batch; ``groups`` are the gate groups the gate says it serves (they
+    must be the registry's).
     """
 
     def __init__(
@@ -78,6 +85,8 @@ class GateSync:
         versions: Mapping[str, int] | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        signing_key: SigningKey | None = None,
+        groups: Sequence[str] | None = None,
     ) -> None:
         self.gate_id = gate_id
         self.outbox = Outbox(db_path)
@@ -87,8 +96,9 @@ class GateSync:
                 on_revocations=on_revocations, on_time_beacon=on_time_beacon,
                 on_config=on_config, on_used_permits=on_used_permits, versions=versions,
             )
+            signer = None if signing_key is None else partial(sign_batch, signing_key)
             self.link = GateLink(gate=gate_id, outbox=self.outbox, broker=broker, clock=clock,
-                                 monotonic=monotonic)
+                                 monotonic=monotonic, signer=signer, groups=groups)
             for topic, qos in self.downlink.subscriptions():
                 self.link.subscribe(topic, qos, self.downlink.handle)
         except BaseException:
@@ -120,6 +130,7 @@ class GateSync:
             published_through=s.published_through, last_ack_t=s.last_ack_t,
             last_error=s.last_error, connects=s.connects, republishes=s.republishes,
             refused_publishes=s.refused_publishes, refused_acks=s.refused_acks,
+            ack_mismatches=s.ack_mismatches,
             downlink_applied=dict(d.applied),
             downlink_stale=dict(d.stale), downlink_refused=dict(d.refused),
             downlink_last_refusal=d.last_refusal,

@@ -4,10 +4,13 @@ One named thread runs paho's network loop and all the link's logic, so every pah
 callback and every outbox read/delete happens on that thread (no locks around the
 protocol state). What it does, in order, on each turn:
 
-1. Apply the highest acknowledgement seen on ``gp/v1/gates/{gate}/ack`` (retained,
-   published by the central aggregator after it STORED the events): delete the outbox
-   through it. A broker PUBACK deletes nothing: brokers drop acknowledged messages
-   when a subscriber lags, and paho's queue dies with the process.
+1. Apply the acknowledgements seen on ``gp/v1/gates/{gate}/ack`` (published by the
+   central aggregator after it STORED the events): delete the outbox through one only
+   when the event ids it names (a digest of the ids stored at ``first..seq``) are this
+   gate's own (:meth:`sync.outbox.Outbox.apply_ack`). An ack naming other ids means a
+   second device speaks as this gate: nothing is deleted, ``ack_mismatches`` counts it.
+   A broker PUBACK deletes nothing: brokers drop acknowledged messages when a
+   subscriber lags, and paho's queue dies with the process.
 2. If the event right after the acknowledged seq was published more than
    ``ack_timeout_s`` ago and no ack covered it, publish everything unacknowledged again
    (go-back-N; the timeout doubles on each repeat without progress, up to 8x).
@@ -16,6 +19,9 @@ protocol state). What it does, in order, on each turn:
 4. The backlog (queued before the connection came up: an outage, a restart) drains in
    seq order at ``drain_rate`` events/s at most, with at most ``max_unacked`` events
    awaiting acknowledgement, so live events are never stuck behind it.
+
+Each batch is signed with the gate's key when the link has a ``signer`` (one signature
+per batch, so the per-scan cost at the gate does not change).
 
 Connection: reconnect with exponential backoff and jitter; a refused CONNACK is a
 failure, never "connected". Retained status ``online`` on connect, ``offline`` as the
@@ -31,7 +37,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final
@@ -45,13 +51,14 @@ from paho.mqtt.reasoncodes import ReasonCode
 from sync import topics, wire
 from sync.config import BrokerConfig
 from sync.errors import LinkError, SyncError, WireError
-from sync.outbox import Outbox
+from sync.outbox import AckOutcome, Outbox
 
 log = logging.getLogger(__name__)
 
 #: Handler for a downlink topic: (topic, payload, retained). Runs on the link thread.
 MessageHandler = Callable[[str, bytes, bool], None]
 
+MAX_PENDING_ACKS: Final = 64  # acks received out of order, kept until they can apply
 MAX_OUTSTANDING_PUBLISHES: Final = 64  # QoS 1 publishes awaiting PUBACK before we pause
 BATCHES_PER_TURN: Final = 8  # then let the network loop breathe
 JOIN_TIMEOUT_S: Final = 10.0
@@ -80,6 +87,7 @@ class LinkStatus:
     republishes: int
     refused_publishes: int
     refused_acks: int  # ack messages that failed to decode (never applied)
+    ack_mismatches: int  # acks naming event ids this gate does not hold (never applied)
     handler_errors: int
     last_ack_t: float | None
     last_error: str | None
@@ -102,8 +110,13 @@ class GateLink:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        signer: wire.Signer | None = None,
+        groups: Sequence[str] | None = None,
     ) -> None:
         self.gate = topics.check_id(gate, "gate")
+        self._signer = signer
+        self._groups = None if groups is None else sorted(set(groups))
+        wire.encode_raw_batches(self.gate, [], groups=self._groups)  # refuse bad groups now
         self._outbox = outbox
         self._cfg = broker
         self._clock = clock
@@ -126,7 +139,8 @@ class GateLink:
         self._next_attempt = 0.0
         self._attempts = 0
         self._acked = outbox.acked_through()
-        self._ack_seen = self._acked
+        self._pending_acks: dict[int, wire.Ack] = {}  # first seq -> newest ack from there
+        self._stale_nudge = False  # an ack proved more stored than it could show us
         self._published_high = self._acked
         self._boundary = 0  # max outbox seq when this connection came up
         self._backlog_cursor = 0
@@ -143,6 +157,7 @@ class GateLink:
         self._refused_publishes = 0
         self._handler_errors = 0
         self._refused_acks = 0
+        self._ack_mismatches = 0
         self._last_ack_t: float | None = None
         self._last_error: str | None = None
         self._connected = False
@@ -190,6 +205,7 @@ class GateLink:
             republishes=self._republishes,
             refused_publishes=self._refused_publishes,
             refused_acks=self._refused_acks,
+            ack_mismatches=self._ack_mismatches,
             handler_errors=self._handler_errors,
             last_ack_t=self._last_ack_t,
             last_error=self._last_error,
@@ -397,15 +413,19 @@ class GateLink:
             if not payload:
                 return  # a cleared retained ack: nothing acknowledged
             try:
-                seq = wire.decode_ack(payload, self.gate)
+                ack = wire.decode_ack(payload, self.gate)
             except WireError as exc:
                 self._refused_acks += 1
                 self._error(f"ack refused: {exc}")
                 return
-            if seq < self._ack_seen:
-                log.warning("gate %s: centre ack went back from %d to %d; ignored",
-                            self.gate, self._ack_seen, seq)
-            self._ack_seen = max(self._ack_seen, seq)
+            if ack.names() and ack.seq > self._acked:
+                assert ack.first is not None
+                held = self._pending_acks.get(ack.first)
+                if held is None or held.seq < ack.seq:
+                    self._pending_acks[ack.first] = ack
+                while len(self._pending_acks) > MAX_PENDING_ACKS:
+                    # Drop the one furthest from applying; a later ack covers it.
+                    del self._pending_acks[max(self._pending_acks)]
             self._last_ack_t = self._clock()
             return
         entry = self._handlers.get(topic)
@@ -435,8 +455,9 @@ class GateLink:
     def _send(self, rows: list[tuple[int, str]], now: float) -> int | None:
         """Publish ``rows`` as batches; return the last seq sent, None if the link failed."""
         last_sent: int | None = None
-        for first, last, payload in wire.encode_raw_batches(self.gate, rows,
-                                                            self._cfg.batch_size):
+        for first, last, payload in wire.encode_raw_batches(
+            self.gate, rows, self._cfg.batch_size, signer=self._signer, groups=self._groups
+        ):
             if not self._publish(self._events_topic, payload, qos=1):
                 return None
             self._inflight[first] = (last, now)
@@ -491,13 +512,42 @@ class GateLink:
         return busy
 
     def _apply_ack(self, now: float) -> None:
-        # Never delete what this process has not published: an ack cannot cover an event
-        # the centre has not seen (a reset ledger reusing seqs, a stale retained ack).
-        target = min(self._ack_seen, self._published_high)
+        # The outbox checks each ack's digest against the ids it holds, so a stale
+        # retained ack, a reset ledger reusing seqs or another device's events under our
+        # gate id delete nothing. Acks may arrive out of order (several workers): one
+        # that starts above our acked seq waits until the one below it has applied.
+        if not self._pending_acks:
+            return
+        progressed = True
+        while progressed:
+            progressed = False
+            for first in sorted(self._pending_acks):
+                ack = self._pending_acks[first]
+                outcome, _ = self._outbox.apply_ack(ack)
+                if outcome is AckOutcome.AHEAD:
+                    continue
+                del self._pending_acks[first]
+                if outcome is AckOutcome.STALE and ack.seq > self._outbox.acked_through():
+                    # Its range starts at rows deleted here, so it cannot be checked, but
+                    # the centre holds more: republish now and get an ack from our seq.
+                    self._stale_nudge = True
+                if outcome is AckOutcome.MISMATCH:
+                    self._ack_mismatches += 1
+                    self._error(
+                        f"centre ack through seq {ack.seq} names events this gate did not "
+                        "write: another device may be using this gate id; nothing deleted"
+                    )
+                    log.error("gate %s: centre holds other events than ours in seqs %d..%d;"
+                              " another device may speak as this gate", self.gate,
+                              first, ack.seq)
+                elif outcome is AckOutcome.APPLIED:
+                    progressed = True
+                    break
+        target = self._outbox.acked_through()
         if target <= self._acked:
             return
-        self._outbox.delete_through(target)
         self._acked = target
+        self._pending_acks = {f: a for f, a in self._pending_acks.items() if a.seq > target}
         self._ack_timeout = self._cfg.ack_timeout_s
         for first in [f for f, (last, _) in self._inflight.items() if last <= target]:
             del self._inflight[first]
@@ -506,6 +556,16 @@ class GateLink:
 
     def _check_timeout(self, now: float) -> None:
         nxt = self._acked + 1
+        if self._stale_nudge:
+            self._stale_nudge = False
+            if self._inflight:
+                self._republishes += 1
+                log.info("gate %s: centre acked beyond seq %d with a range we cannot check;"
+                         " republishing from it", self.gate, nxt)
+                self._inflight.clear()
+                self._backlog_cursor = self._acked
+                self._live_cursor = max(self._boundary, self._acked)
+                return
         for first, (last, sent_at) in self._inflight.items():
             if first <= nxt <= last:
                 if now - sent_at > self._ack_timeout:

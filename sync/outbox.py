@@ -4,13 +4,17 @@ The table lives in the agent's ledger database file. The agent writes each event
 :meth:`Outbox.add` on ITS connection inside ITS transaction, so the ledger row and the
 outbox row commit together or not at all. The link opens its own :class:`Outbox` on
 the same file (WAL, busy timeout) to read pending rows and delete acknowledged ones.
-A row leaves the outbox only through :meth:`Outbox.delete_through`, which the link
-calls on the centre's acknowledgement, never on a broker PUBACK.
+A row leaves the outbox only through :meth:`Outbox.apply_ack`, which the link calls on
+the centre's acknowledgement (never on a broker PUBACK), and only when the ack names
+the very event ids this outbox holds: an ack that covers a seq the centre stored with
+another event id (a second device speaking as this gate) deletes nothing.
 """
 
 from __future__ import annotations
 
+import enum
 import json
+import re
 import sqlite3
 import threading
 from pathlib import Path
@@ -19,6 +23,7 @@ from typing import Final
 
 from sync.errors import OutboxError
 from sync.schema import EventInvalid, GateEvent
+from sync.wire import Ack, eid_digest
 
 TABLE: Final = "sync_outbox"
 META: Final = "sync_outbox_meta"
@@ -31,6 +36,21 @@ _SCHEMA: Final = (
     " body TEXT NOT NULL)",
     f"CREATE TABLE IF NOT EXISTS {META} (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 )
+
+
+# Bodies are compact JSON written by ``add``: a quote inside a string is escaped, so this
+# pattern only ever matches the event's own top-level "eid" member.
+_EID_RE: Final = re.compile(r'"eid":"([0-9a-f]{32})"')
+
+
+class AckOutcome(enum.Enum):
+    """What :meth:`Outbox.apply_ack` did with an ack."""
+
+    APPLIED = "applied"  # rows deleted through ack.seq
+    NOTHING = "nothing"  # names nothing new (already applied, empty range, no proof)
+    AHEAD = "ahead"  # starts after a seq not acknowledged yet: keep it and wait
+    STALE = "stale"  # starts at a seq already deleted here: unverifiable, wait for another
+    MISMATCH = "mismatch"  # the centre holds other events than ours at those seqs
 
 
 class Outbox:
@@ -157,8 +177,45 @@ class Outbox:
                 raise OutboxError(f"cannot read the outbox: {exc}") from None
         return int(row[0]) if row else 0
 
+    def ids(self, first: int, last: int) -> list[tuple[int, str]]:
+        """``(seq, eid)`` of the queued rows with ``first <= seq <= last``, by seq."""
+        out = []
+        for seq, body in self.pending_raw(2**62, first - 1, last):
+            m = _EID_RE.search(body)
+            if m is None:
+                raise OutboxError(f"outbox row seq {seq} has no event id")
+            out.append((seq, m.group(1)))
+        return out
+
+    def apply_ack(self, ack: Ack) -> tuple[AckOutcome, int]:
+        """Delete the rows an ack proves stored; return the outcome and the rows deleted.
+
+        Applied only when the ack's range ``first..seq`` starts at the first
+        unacknowledged seq and the ids this outbox holds for that whole range hash to the
+        ack's digest (every seq present, in order). Anything else deletes nothing.
+        """
+        if not ack.names():
+            return AckOutcome.NOTHING, 0
+        assert ack.first is not None
+        acked = self.acked_through()
+        if ack.seq <= acked:
+            return AckOutcome.NOTHING, 0
+        if ack.first > acked + 1:
+            return AckOutcome.AHEAD, 0
+        if ack.first <= acked:
+            return AckOutcome.STALE, 0
+        rows = self.ids(ack.first, ack.seq)
+        if [s for s, _ in rows] != list(range(ack.first, ack.seq + 1)):
+            # Rows are only ever deleted from the bottom: a missing one is a seq above our
+            # newest, so the centre holds events this gate never wrote.
+            return AckOutcome.MISMATCH, 0
+        if eid_digest(e for _, e in rows) != ack.digest:
+            return AckOutcome.MISMATCH, 0
+        return AckOutcome.APPLIED, self.delete_through(ack.seq)
+
     def delete_through(self, seq: int) -> int:
-        """Delete every row with ``seq <=`` the acknowledged seq; return how many went."""
+        """Delete every row with ``seq <= seq``; return how many went. Only :meth:`apply_ack`
+        (after checking the ack's digest) and tests call this."""
         with self._lock:
             db = self._db()
             try:

@@ -109,4 +109,9 @@ def build_summary(store: Store, sites: Sequence[SiteConfig], now: float) -> dict
             "count": store.anomaly_count(),
             "recent": [asdict(a) for a in store.anomalies(limit=20)],
         },
+        # Two devices speaking as one gate: each open alarm holds that gate's acks back.
+        "seq_alarms": {
+            "open": store.seq_alarm_count(),
+            "recent": [asdict(a) for a in store.seq_alarms(limit=20)],
+        },
     }

@@ -113,6 +113,9 @@
     document.getElementById("total-events").textContent = d.totals.events;
     document.getElementById("total-conflicts").textContent = d.conflict_count;
     document.getElementById("total-anomalies").textContent = d.anomalies.count;
+    const alarms = d.seq_alarms ? d.seq_alarms.open : 0;
+    document.getElementById("seq-alarms").textContent = alarms;
+    document.getElementById("seq-alarms-box").classList.toggle("alarm", alarms > 0);
     renderSites(d.sites);
     fillRows("gates", d.gates, g => [
       [g.gate], [g.site || "–"], [g.state, "state-" + g.state],

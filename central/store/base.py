@@ -10,7 +10,15 @@ keep the same tables and the same guarantees:
   slot, permit type and bus trip, updated in the transaction that stores the events;
 - the same permit hash admitted at two gates is a *conflict*: the earliest admission
   stands, every admission at another gate is flagged;
-- per gate, the highest contiguous stored ``seq`` (what the centre acknowledges).
+- per gate, the highest contiguous stored ``seq``; what the centre acknowledges is
+  that, capped below the lowest seq with an open *seq alarm*, plus a digest of the event
+  ids stored in the acknowledged range (:func:`sync.wire.eid_digest`), so a gate deletes
+  only what the centre holds;
+- a *seq alarm* is raised when a ``(gate, seq)`` arrives with another event id than the
+  stored one: two devices speak as one gate. The contender is kept (never counted) until
+  an operator resolves the alarm (:meth:`Store.resolve_seq_alarm`): keeping the stored
+  event, or replacing it by the contender (the stored one is then quarantined and no
+  longer counted).
 """
 
 from __future__ import annotations
@@ -18,11 +26,14 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from sync.schema import GateEvent
+from central.errors import StoreError
+from sync.schema import EventInvalid, GateEvent
+from sync.wire import eid_digest
 
 #: Stand-ins for "no value" in the counts key (SQL NULL never equals NULL in a key).
 NO_SLOT = -1
@@ -52,8 +63,13 @@ class AddResult:
     duplicates: int
     anomalies: int
     conflicts: int
-    #: highest contiguous stored seq of every gate the call touched (what to acknowledge)
+    #: per gate the call touched: the seq to acknowledge (highest contiguous stored seq,
+    #: capped below an open seq alarm)
     acks: Mapping[str, int] = field(default_factory=dict)
+    #: per gate: ``(first, digest)``, the ids stored at ``first..acks[gate]`` (see module doc)
+    proofs: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+    #: ``(gate, seq, eid, stored_eid)`` of every event refused because its seq is taken
+    seq_conflicts: tuple[tuple[str, int, str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +111,21 @@ class Anomaly:
     kind: str
     detail: str
     detected: float
+
+
+@dataclass(frozen=True, slots=True)
+class SeqAlarm:
+    """Two event ids for one ``(gate, seq)``: two devices speak as one gate."""
+
+    gate: str
+    seq: int
+    eid: str  # the contender (refused, not counted)
+    stored_eid: str  # what the centre stored first
+    first_seen: float
+    last_seen: float
+    seen: int  # how many times the contender arrived
+    resolved: float | None
+    resolution: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +207,21 @@ class Store(abc.ABC):
     ) -> None:
         """Keep something refused or suspicious for review."""
 
+    # --- seq alarms -----------------------------------------------------------------------
+    @abc.abstractmethod
+    def seq_alarms(self, *, open_only: bool = False, limit: int = 1000) -> list[SeqAlarm]:
+        """Seq alarms, newest first."""
+
+    @abc.abstractmethod
+    def seq_alarm_count(self, *, open_only: bool = True) -> int:
+        """Number of seq alarms (open ones by default)."""
+
+    @abc.abstractmethod
+    def resolve_seq_alarm(self, gate: str, seq: int, keep_eid: str, *, now: float) -> str:
+        """Close the open alarms of ``(gate, seq)`` keeping event ``keep_eid``; return what
+        was done. Keeping the contender quarantines the stored event (uncounted) and stores
+        and counts the contender, so the genuine gate's next republish is acknowledged."""
+
     # --- gates ----------------------------------------------------------------------------
     @abc.abstractmethod
     def set_gate_status(self, gate: str, state: str, t: float | None, *, now: float) -> None:
@@ -231,6 +277,133 @@ class SqlStore(Store):
     @abc.abstractmethod
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Run a read-only query (``?`` placeholders) and return every row."""
+
+    @abc.abstractmethod
+    def _write(self) -> AbstractContextManager[Any]:
+        """One write transaction on the store's writer connection."""
+
+    @abc.abstractmethod
+    def _x(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Run ``sql`` (``?`` placeholders) on a write transaction's ``conn``; rows if any."""
+
+    @abc.abstractmethod
+    def _flag_conflicts(self, conn: Any, phs: Any, now: float) -> int:
+        """Re-check the cross-gate conflicts of permit hashes ``phs`` in ``conn``'s transaction."""
+
+    # --- seq alarms, written once for both SQL stores -------------------------------------
+    def _record_seq_conflicts(
+        self, conn: Any, odd: Sequence[tuple[GateEvent, str]], now: float
+    ) -> None:
+        for ev, other in odd:
+            self._x(
+                conn,
+                "INSERT INTO seq_alarms (gate, seq, eid, stored_eid, body, first_seen, last_seen,"
+                " seen) VALUES (?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (gate, seq, eid) DO UPDATE"
+                " SET last_seen = excluded.last_seen, seen = seq_alarms.seen + 1",
+                (ev.gate, ev.seq, ev.eid, other,
+                 json.dumps(ev.to_dict(), separators=(",", ":")), now, now),
+            )
+
+    def _ack_and_proof(
+        self, conn: Any, gate: str, start: int, contiguous: int, lowest: int
+    ) -> tuple[int, tuple[int, str]]:
+        """The seq to acknowledge for ``gate`` and its proof ``(first, digest)``.
+
+        ``start`` is the gate's contiguous seq before this call, ``lowest`` the lowest seq
+        the call received from the gate. The range starts at whichever is lower of the
+        first newly acknowledged seq and ``lowest`` (a gate republishing from its own
+        acknowledged seq + 1 gets exactly the range it can check).
+        """
+        cap = self._x(
+            conn, "SELECT min(seq) FROM seq_alarms WHERE gate = ? AND resolved IS NULL", (gate,)
+        )
+        ack = contiguous
+        if cap and cap[0][0] is not None:
+            ack = min(ack, int(cap[0][0]) - 1)
+        first = max(1, min(min(start, ack) + 1, lowest))
+        eids = [
+            str(r[0]) for r in self._x(
+                conn, "SELECT eid FROM events WHERE gate = ? AND seq BETWEEN ? AND ? ORDER BY seq",
+                (gate, first, ack),
+            )
+        ] if first <= ack else []
+        return ack, (first, eid_digest(eids))
+
+    def seq_alarms(self, *, open_only: bool = False, limit: int = 1000) -> list[SeqAlarm]:
+        where = " WHERE resolved IS NULL" if open_only else ""
+        rows = self._read(
+            "SELECT gate, seq, eid, stored_eid, first_seen, last_seen, seen, resolved, resolution"
+            f" FROM seq_alarms{where} ORDER BY last_seen DESC, gate, seq LIMIT ?", (limit,)
+        )
+        return [SeqAlarm(*r) for r in rows]
+
+    def seq_alarm_count(self, *, open_only: bool = True) -> int:
+        where = " WHERE resolved IS NULL" if open_only else ""
+        return int(self._read(f"SELECT count(*) FROM seq_alarms{where}")[0][0])
+
+    def resolve_seq_alarm(self, gate: str, seq: int, keep_eid: str, *, now: float) -> str:
+        with self._write() as conn:
+            x = self._x
+            open_ = x(conn, "SELECT eid, body FROM seq_alarms WHERE gate = ? AND seq = ? AND "
+                      "resolved IS NULL ORDER BY eid", (gate, seq))
+            if not open_:
+                raise StoreError(f"no open seq alarm for gate {gate} seq {seq}")
+            stored = x(conn, f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE gate = ? "
+                       "AND seq = ?", (gate, seq))
+            if not stored:
+                raise StoreError(f"gate {gate} seq {seq} is not stored")
+            old = dict(zip(EVENT_COLUMNS, stored[0], strict=True))
+            contenders = {str(e): str(b) for e, b in open_}
+            if keep_eid == old["eid"]:
+                what = (f"kept stored event {keep_eid}; refused "
+                        f"{', '.join(sorted(contenders))}")
+            elif keep_eid in contenders:
+                try:
+                    new = GateEvent.from_dict(json.loads(contenders[keep_eid]))
+                except (ValueError, EventInvalid) as exc:
+                    raise StoreError(f"kept contender {keep_eid} is unreadable: {exc}") from None
+                self._replace_event(conn, old, new, now)
+                what = f"replaced stored event {old['eid']} (quarantined) by {keep_eid}"
+            else:
+                raise StoreError(
+                    f"{keep_eid} is neither the stored event nor a contender at {gate} seq {seq}"
+                )
+            x(conn, "UPDATE seq_alarms SET resolved = ?, resolution = ? WHERE gate = ? AND "
+              "seq = ? AND resolved IS NULL", (now, what[:500], gate, seq))
+            x(conn, "INSERT INTO anomalies (gate, seq, kind, detail, detected) "
+              "VALUES (?, ?, 'seq_alarm_resolved', ?, ?)", (gate, seq, what[:500], now))
+        return what
+
+    def _replace_event(self, conn: Any, old: Mapping[str, Any], new: GateEvent,
+                       now: float) -> None:
+        x = self._x
+        x(conn, "INSERT INTO quarantine (gate, seq, eid, body, reason, quarantined) "
+          "VALUES (?, ?, ?, ?, ?, ?)",
+          (old["gate"], old["seq"], old["eid"], json.dumps(dict(old), default=str),
+           f"seq alarm resolved for {new.eid}", now))
+        x(conn, "DELETE FROM events WHERE gate = ? AND seq = ?", (old["gate"], old["seq"]))
+        admit = old["verdict"] == "admit"
+        x(conn, "UPDATE counts SET events = events - 1, admits = admits - ?, "
+          "admitted = admitted - ? WHERE site = ? AND gate = ? AND slot = ? AND ptype = ? "
+          "AND trip = ?",
+          (1 if admit else 0, int(old["party"]) if admit else 0, old["site"], old["gate"],
+           NO_SLOT if old["slot"] is None else old["slot"], old["ptype"] or NO_TEXT,
+           old["trip"] or NO_TEXT))
+        x(conn, "DELETE FROM counts WHERE events <= 0")
+        x(conn, f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES "
+          f"({', '.join('?' for _ in EVENT_COLUMNS)})", event_row(new, now))
+        x(conn, "INSERT INTO counts (site, gate, slot, ptype, trip, events, admits, admitted) "
+          "VALUES (?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT (site, gate, slot, ptype, trip) DO "
+          "UPDATE SET events = counts.events + excluded.events, "
+          "admits = counts.admits + excluded.admits, "
+          "admitted = counts.admitted + excluded.admitted",
+          (*count_key(new), 1 if new.verdict == "admit" else 0, new.admitted))
+        phs = sorted({p for p in (old["ph"], new.ph) if p is not None})
+        for ph in phs:  # the quarantined admission may have been a standing one
+            x(conn, "DELETE FROM conflicts WHERE ph = ?", (ph,))
+        x(conn, "DELETE FROM conflicts WHERE gate = ? AND seq = ?", (old["gate"], old["seq"]))
+        if phs:
+            self._flag_conflicts(conn, phs, now)
 
     def contiguous_seq(self, gate: str) -> int:
         rows = self._read("SELECT contiguous FROM progress WHERE gate = ?", (gate,))

@@ -77,6 +77,16 @@ CREATE TABLE IF NOT EXISTS documents (
     kind TEXT NOT NULL, version BIGINT NOT NULL, raw BYTEA NOT NULL, summary TEXT NOT NULL,
     size INTEGER NOT NULL, received DOUBLE PRECISION NOT NULL, PRIMARY KEY (kind, version)
 );
+CREATE TABLE IF NOT EXISTS seq_alarms (
+    gate TEXT COLLATE "C" NOT NULL, seq BIGINT NOT NULL, eid TEXT NOT NULL,
+    stored_eid TEXT NOT NULL, body TEXT NOT NULL, first_seen DOUBLE PRECISION NOT NULL,
+    last_seen DOUBLE PRECISION NOT NULL, seen BIGINT NOT NULL, resolved DOUBLE PRECISION,
+    resolution TEXT, PRIMARY KEY (gate, seq, eid)
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    gate TEXT COLLATE "C" NOT NULL, seq BIGINT NOT NULL, eid TEXT NOT NULL, body TEXT NOT NULL,
+    reason TEXT NOT NULL, quarantined DOUBLE PRECISION NOT NULL, PRIMARY KEY (gate, seq, eid)
+);
 """
 
 _COLS = ", ".join(EVENT_COLUMNS)
@@ -185,6 +195,10 @@ class PostgresStore(SqlStore):
         # The shared queries use "?"; none holds a literal question mark.
         return self._rows(sql.replace("?", "%s"), params)
 
+    def _x(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        cur = conn.execute(sql.replace("?", "%s"), params)
+        return list(cur.fetchall()) if cur.description is not None else []
+
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         for attempt in (1, 2):
             try:
@@ -281,7 +295,18 @@ class PostgresStore(SqlStore):
                     "last_seen = GREATEST(gates.last_seen, EXCLUDED.last_seen)",
                     [(g, sites[g], now) for g in gates],
                 )
-            acks = self._advance(conn, gates)
+            if odd:
+                self._record_seq_conflicts(conn, odd, now)
+            starts, contiguous = self._advance(conn, gates)
+            lowest: dict[str, int] = {}
+            for g, seq in by_key:
+                lowest[g] = min(seq, lowest.get(g, seq))
+            acks: dict[str, int] = {}
+            proofs: dict[str, tuple[int, str]] = {}
+            for g in gates:
+                acks[g], proofs[g] = self._ack_and_proof(
+                    conn, g, starts[g], contiguous[g], lowest[g]
+                )
             conflicts = self._flag_conflicts(conn, phs, now) if phs else 0
         repeats += len(by_key) - inserted - odd_db
         return AddResult(
@@ -291,9 +316,13 @@ class PostgresStore(SqlStore):
             anomalies=len(odd),
             conflicts=conflicts,
             acks=acks,
+            proofs=proofs,
+            seq_conflicts=tuple((ev.gate, ev.seq, ev.eid, other) for ev, other in odd),
         )
 
-    def _advance(self, conn: psycopg.Connection[Any], gates: list[str]) -> dict[str, int]:
+    def _advance(
+        self, conn: psycopg.Connection[Any], gates: list[str]
+    ) -> tuple[dict[str, int], dict[str, int]]:
         """Walk each gate's stored seqs up from its last contiguous one (few round trips)."""
         start = {g: 0 for g in gates}
         start.update(
@@ -328,10 +357,10 @@ class PostgresStore(SqlStore):
                 "DO UPDATE SET contiguous = GREATEST(progress.contiguous, EXCLUDED.contiguous)",
                 [(g, c) for g, c in acks.items() if c != start[g] or c == 0],
             )
-        return acks
+        return start, acks
 
-    def _flag_conflicts(self, conn: psycopg.Connection[Any], phs: list[str], now: float) -> int:
-        hits = [r[0] for r in conn.execute(_CONFLICTING, (phs,)).fetchall()]
+    def _flag_conflicts(self, conn: Any, phs: Any, now: float) -> int:
+        hits = [r[0] for r in conn.execute(_CONFLICTING, (list(phs),)).fetchall()]
         if not hits:
             return 0
         rows = conn.execute(_ADMISSIONS, (hits,)).fetchall()

@@ -68,6 +68,15 @@ CREATE TABLE IF NOT EXISTS documents (
     kind TEXT NOT NULL, version INTEGER NOT NULL, raw BLOB NOT NULL, summary TEXT NOT NULL,
     size INTEGER NOT NULL, received REAL NOT NULL, PRIMARY KEY (kind, version)
 );
+CREATE TABLE IF NOT EXISTS seq_alarms (
+    gate TEXT NOT NULL, seq INTEGER NOT NULL, eid TEXT NOT NULL, stored_eid TEXT NOT NULL,
+    body TEXT NOT NULL, first_seen REAL NOT NULL, last_seen REAL NOT NULL,
+    seen INTEGER NOT NULL, resolved REAL, resolution TEXT, PRIMARY KEY (gate, seq, eid)
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    gate TEXT NOT NULL, seq INTEGER NOT NULL, eid TEXT NOT NULL, body TEXT NOT NULL,
+    reason TEXT NOT NULL, quarantined REAL NOT NULL, PRIMARY KEY (gate, seq, eid)
+);
 """
 
 _INSERT_EVENT = (
@@ -168,6 +177,12 @@ class SQLiteStore(SqlStore):
         finally:
             fcntl.flock(self._lockfile, fcntl.LOCK_UN)
 
+    def _x(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return list(conn.execute(sql, params).fetchall())
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write to {self.path}: {exc}") from None
+
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._rlock:
             if self._closed:
@@ -224,6 +239,7 @@ class SQLiteStore(SqlStore):
                         "VALUES (?, ?, 'duplicate_seq', ?, ?)",
                         (ev.gate, ev.seq, f"eid {ev.eid} differs from stored {other}", now),
                     )
+                self._record_seq_conflicts(conn, odd, now)
                 conflicts = self._flag_conflicts(conn, phs, now) if phs else 0
                 conn.executemany(
                     "INSERT INTO gates (gate, site, last_seen) VALUES (?, ?, ?) "
@@ -231,7 +247,13 @@ class SQLiteStore(SqlStore):
                     "last_seen = excluded.last_seen",
                     [(g, s, now) for g, s in sites.items()],
                 )
-                acks = {gate: self._advance(conn, gate) for gate in sorted(per_gate)}
+                acks: dict[str, int] = {}
+                proofs: dict[str, tuple[int, str]] = {}
+                for gate in sorted(per_gate):
+                    start, c = self._advance(conn, gate)
+                    acks[gate], proofs[gate] = self._ack_and_proof(
+                        conn, gate, start, c, min(per_gate[gate])
+                    )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot store events in {self.path}: {exc}") from None
         return AddResult(
@@ -241,9 +263,11 @@ class SQLiteStore(SqlStore):
             anomalies=len(odd),
             conflicts=conflicts,
             acks=acks,
+            proofs=proofs,
+            seq_conflicts=tuple((ev.gate, ev.seq, ev.eid, other) for ev, other in odd),
         )
 
-    def _flag_conflicts(self, conn: sqlite3.Connection, phs: set[str], now: float) -> int:
+    def _flag_conflicts(self, conn: Any, phs: Any, now: float) -> int:
         conn.execute("DELETE FROM fresh_ph")
         conn.executemany("INSERT INTO fresh_ph (ph) VALUES (?)", [(p,) for p in phs])
         rows = conn.execute(_CONFLICTING).fetchall()
@@ -272,7 +296,7 @@ class SQLiteStore(SqlStore):
                 flagged += cur.rowcount
         return flagged
 
-    def _advance(self, conn: sqlite3.Connection, gate: str) -> int:
+    def _advance(self, conn: sqlite3.Connection, gate: str) -> tuple[int, int]:
         row = conn.execute("SELECT contiguous FROM progress WHERE gate = ?", (gate,)).fetchone()
         start = int(row[0]) if row else 0
 
@@ -292,7 +316,7 @@ class SQLiteStore(SqlStore):
                 "ON CONFLICT (gate) DO UPDATE SET contiguous = excluded.contiguous",
                 (gate, c),
             )
-        return c
+        return start, c
 
     def record_anomaly(
         self, *, gate: str, seq: int | None, kind: str, detail: str, now: float

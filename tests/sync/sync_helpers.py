@@ -87,6 +87,7 @@ class FakeCentre:
         self.statuses: list[wire.Status] = []
         self.health: list[dict[str, object]] = []
         self.high: dict[str, int] = {}
+        self.acked: dict[str, int] = {}  # last ack sent per gate
         self.client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=f"fake-centre-{uuid.uuid4().hex[:8]}",
@@ -151,11 +152,19 @@ class FakeCentre:
                 h += 1
             self.high[gt.gate] = h
             if self.ack_enabled:
-                self.send_ack(gt.gate, h)
+                # The centre's rule: the ack names the ids from the lowest seq just received
+                # (a republish) or the first newly acknowledged seq, whichever is lower.
+                lowest = min(ev.seq for ev in events)
+                self.send_ack(gt.gate, h, min(self.acked.get(gt.gate, 0) + 1, lowest))
 
-    def send_ack(self, gate: str, seq: int) -> None:
-        info = self.client.publish(topics.ack(gate), wire.encode_ack(gate, seq), qos=1,
-                                   retain=True)
+    def send_ack(self, gate: str, seq: int, first: int | None = None) -> None:
+        """Ack ``seq`` naming the stored ids from ``first`` (default: after the last ack)."""
+        if first is None:
+            first = min(self.acked.get(gate, 0) + 1, max(seq, 1))
+        digest = wire.eid_digest(self.stored[(gate, s)].eid for s in range(first, seq + 1))
+        self.acked[gate] = max(self.acked.get(gate, 0), seq)
+        info = self.client.publish(topics.ack(gate), wire.encode_ack(gate, seq, first, digest),
+                                   qos=1, retain=True)
         assert info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def ack_now(self, gate: str) -> None:

@@ -106,14 +106,22 @@ def test_decode_batch_refuses_non_bytes_and_bad_topic_gate() -> None:
 
 
 def test_ack_round_trip_and_refusals() -> None:
-    assert wire.decode_ack(wire.encode_ack("g1", 42), "g1") == 42
-    assert wire.decode_ack(wire.encode_ack("g1", 0), "g1") == 0
+    assert wire.decode_ack(wire.encode_ack("g1", 42), "g1").seq == 42
+    assert wire.decode_ack(wire.encode_ack("g1", 0), "g1").seq == 0
+    d = wire.eid_digest(["a" * 32, "b" * 32])
+    ack = wire.decode_ack(wire.encode_ack("g1", 42, 41, d), "g1")
+    assert (ack.seq, ack.first, ack.digest, ack.names()) == (42, 41, d, True)
+    assert not wire.decode_ack(wire.encode_ack("g1", 42), "g1").names()  # names nothing
     for bad in [b"", b"{", b"null", raw({"v": 1, "gate": "g1"}),
                 raw({"v": 1, "gate": "g1", "seq": -1}), raw({"v": 1, "gate": "g1", "seq": 1.5}),
                 raw({"v": 1, "gate": "g1", "seq": True}), raw({"v": 1, "gate": "g1", "seq": "9"}),
                 raw({"v": 1, "gate": "g1", "seq": 2**70}),
                 raw({"v": 1, "gate": "g2", "seq": 5}),
-                raw({"v": 1, "gate": "g1", "seq": 5, "more": 1}), b"x" * 10_000]:
+                raw({"v": 1, "gate": "g1", "seq": 5, "more": 1}), b"x" * 10_000,
+                raw({"v": 1, "gate": "g1", "seq": 5, "first": 1}),
+                raw({"v": 1, "gate": "g1", "seq": 5, "digest": "0" * 64}),
+                raw({"v": 1, "gate": "g1", "seq": 5, "first": 1, "digest": "0" * 63}),
+                raw({"v": 1, "gate": "g1", "seq": 5, "first": 1, "digest": "G" * 64})]:
         with pytest.raises(WireError):
             wire.decode_ack(bad, "g1")
     with pytest.raises(WireError):
