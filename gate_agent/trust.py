@@ -2,13 +2,16 @@
 
 Loaded from the trust bundle file at start; sync delivers newer signed trust lists and
 revocation snapshots/deltas, which :class:`verifier.trust.TrustStore` and
-:class:`verifier.revocation.RevocationSet` verify (and refuse when older: no rollback).
+:class:`verifier.revocation.RevocationSet` verify (signer validity at the gate's clock)
+and refuse when not newer (:func:`verifier.documents.check_newer`: no rollback).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from gate_agent.errors import ConfigError
@@ -23,25 +26,46 @@ class GateTrust:
     """The keys and revocations permits are checked against. Thread-safe.
 
     ``store`` and ``revocations`` are read per scan; updates take a lock so a scan never
-    sees a half-applied delta.
+    sees a half-applied delta. ``clock`` (seconds since the epoch) is the time a
+    revocation signer's validity is checked at: a retired revocation key signs nothing.
     """
 
-    def __init__(self, store: TrustStore, revocations: RevocationSet | None = None) -> None:
+    def __init__(
+        self,
+        store: TrustStore,
+        revocations: RevocationSet | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._lock = threading.Lock()
         self.store = store
         self.revocations = revocations if revocations is not None else RevocationSet(store)
+        self.clock = clock
 
     @classmethod
-    def from_bundle(cls, data: bytes, *, extra_revocations: bytes | None = None) -> GateTrust:
+    def from_bundle(
+        cls,
+        data: bytes,
+        *,
+        extra_revocations: bytes | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> GateTrust:
         bundle = TrustBundle.from_bytes(data)
         store = bundle.store()
-        revset = bundle.revocation_set(store)
+        now = clock()
+        revset = bundle.revocation_set(store, now=now)
         if extra_revocations:
-            revset.apply(extra_revocations)
-        return cls(store, revset)
+            revset.apply(extra_revocations, now=now)
+        return cls(store, revset, clock=clock)
 
     @classmethod
-    def from_files(cls, bundle: Path, revocations: Path | None = None) -> GateTrust:
+    def from_files(
+        cls,
+        bundle: Path,
+        revocations: Path | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> GateTrust:
         """Load the configured files; raise :class:`ConfigError` saying which one is bad."""
         try:
             data = bundle.read_bytes()
@@ -52,7 +76,7 @@ class GateTrust:
                 " (check trust.bundle / trust.revocations)"
             ) from None
         try:
-            return cls.from_bundle(data, extra_revocations=extra)
+            return cls.from_bundle(data, extra_revocations=extra, clock=clock)
         except (VerifierError, ValueError) as exc:
             raise ConfigError(f"trust bundle {bundle} refused: {exc}") from None
 
@@ -66,6 +90,6 @@ class GateTrust:
     def apply_revocations(self, signed: bytes) -> int:
         """A signed revocation snapshot or delta from sync; raises ``DocumentRefused``."""
         with self._lock:
-            version = self.revocations.apply(signed)
+            version = self.revocations.apply(signed, now=self.clock())
         log.info("revocations applied", extra={"version": version, "count": len(self.revocations)})
         return version

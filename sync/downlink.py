@@ -1,13 +1,18 @@
 """Signed data from the centre to a gate: trust list, revocations, time, config, used permits.
 
 Every item is verified with :func:`verifier.documents.read_document` against the gate's
-:class:`~verifier.trust.TrustStore` before any callback sees it; a refused item is logged
-and counted, never applied. Version rules (the holder's job per ``verifier.documents``):
+:class:`~verifier.trust.TrustStore` (signer validity at ``clock()``) before any callback
+sees it; a refused item is logged and counted, never applied. Versions follow the one
+rule :func:`verifier.documents.check_newer` on each kind's line
+(:func:`verifier.documents.version_line`):
 
 - trust list, revocation snapshot/delta (one version line), time beacon, gate config:
   only a version NEWER than the last one accepted of that line is applied. An equal or
   older one is not applied: counted as ``stale`` when it is a retained replay (the broker
-  re-delivers retained items on every reconnect), else as ``refused`` (rollback).
+  re-delivers retained items on every reconnect), else as ``refused`` (rollback). The
+  trust list and revocations are checked again by their holders (``TrustStore.apply``,
+  the agent's ``RevocationSet``, which alone knows the version a delta must start from:
+  the bundle's revocations are not on this line's record).
 - used-permit batches: applied in any order (losing one would weaken anti-passback;
   applying one twice is harmless); an exact repeat of a recent version is skipped.
 
@@ -22,6 +27,7 @@ Callbacks run on the link thread: keep them short.
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,9 +41,10 @@ from verifier.documents import (
     KIND_TIME_BEACON,
     KIND_TRUST_LIST,
     KIND_USED_PERMITS,
+    check_newer,
     read_document,
 )
-from verifier.errors import DocumentRefused
+from verifier.errors import DocumentRefused, Reason
 from verifier.trust import TrustStore
 
 log = logging.getLogger(__name__)
@@ -76,8 +83,10 @@ class Downlink:
     """Verifies downlink items and hands them to the agent's callbacks (by keyword).
 
     ``versions`` seeds the last accepted version per line (``"trust_list"``,
-    ``"revocations"``, ``"time_beacon"``, ``"gate_config"``) after a restart.
+    ``"revocations"``, ``"time_beacon"``, ``"gate_config"``) after a restart. ``clock``
+    gives the time (seconds since the epoch) signers' validity is checked at.
     """
+
 
     def __init__(
         self,
@@ -91,8 +100,10 @@ class Downlink:
         on_config: Callback | None = None,
         on_used_permits: Callback | None = None,
         versions: Mapping[str, int] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.gate = topics.check_id(gate, "gate")
+        self._clock = clock
         self.site = topics.check_id(site, "site")
         self._trust = trust
         # topic -> (accepted kinds, version line or None for used permits, callback)
@@ -128,7 +139,9 @@ class Downlink:
             return  # a cleared retained topic carries nothing to apply
         kind = kinds[0]
         try:
-            doc = read_document(payload, kinds, self._trust, max_bytes=MAX_DOWNLINK_BYTES)
+            doc = read_document(
+                payload, kinds, self._trust, now=self._clock(), max_bytes=MAX_DOWNLINK_BYTES
+            )
         except DocumentRefused as exc:
             self._refuse(kind, topic, str(exc))
             return
@@ -143,13 +156,19 @@ class Downlink:
                 self._count(self.stats.stale, kind)
                 return
         else:
-            held = self._versions.get(line, -1)
-            if doc.version <= held:
-                if retained:
+            held = self._versions.get(line, 0)
+            try:
+                if doc.kind != KIND_REVOCATION_DELTA:
+                    check_newer(doc, held)
+                elif doc.version <= held:  # its base: the RevocationSet's check
+                    raise DocumentRefused(
+                        Reason.ROLLBACK, f"delta version {doc.version} is not newer than {held}"
+                    )
+            except DocumentRefused as exc:
+                if retained and exc.reason == Reason.ROLLBACK:
                     self._count(self.stats.stale, kind)
                 else:
-                    self._refuse(kind, topic, f"rollback: version {doc.version} is not newer"
-                                              f" than {held}")
+                    self._refuse(kind, topic, str(exc))
                 return
         try:
             if kind == KIND_TRUST_LIST:

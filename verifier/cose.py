@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
+from verifier import canonical
 from verifier.errors import VerifierError
 
 # COSE header labels and algorithm ids (IANA COSE registry).
@@ -42,6 +43,10 @@ PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPri
 
 class CoseError(VerifierError, ValueError):
     """The bytes are not a well-formed COSE_Sign1 structure."""
+
+
+class CoseNonCanonical(CoseError):
+    """The protected header is well-formed CBOR but not its deterministic encoding."""
 
 
 class CoseAlgorithmError(CoseError):
@@ -212,7 +217,7 @@ def encode_sign1(
     header: dict[int, Any] = {HDR_ALG: alg, HDR_KID: kid}
     if extra_protected:
         header.update(extra_protected)
-    protected_raw = cbor2.dumps(header, canonical=True)
+    protected_raw = canonical.dumps(header)
     signature = sign(alg, key, sig_structure(protected_raw, payload))
     body = [protected_raw, {}, payload, signature]
     return cbor2.dumps(cbor2.CBORTag(TAG_SIGN1, body) if tagged else body)
@@ -312,13 +317,16 @@ def parse_sign1_strict(
 
 
 def decode_protected(protected_raw: bytes, *, max_len: int = 64) -> Mapping[Any, Any]:
-    """Decode a protected header strictly: a small definite map, no duplicates or trailing bytes."""
+    """Decode a protected header strictly: a small map in deterministic encoding
+    (:mod:`verifier.canonical`); raise :class:`CoseNonCanonical` for any other encoding."""
     if not protected_raw:
         raise CoseError("protected header is empty: alg and kid must be protected")
     if len(protected_raw) > max_len:
         raise CoseError(f"protected header longer than {max_len} bytes")
     try:
-        header = loads_strict(protected_raw, max_depth=2)
+        header = canonical.loads(protected_raw, max_depth=2)
+    except canonical.CborNonCanonical as exc:
+        raise CoseNonCanonical(f"protected header: {exc}") from None
     except ValueError as exc:
         raise CoseError(f"protected header: {exc}") from None
     if not isinstance(header, Mapping):

@@ -46,6 +46,7 @@ class Reason(StrEnum):
     TOO_LATE = "too_late"  # after the slot end plus the late grace
     WRONG_KIND = "wrong_kind"  # a signed document of another kind than expected
     VERSION_GAP = "version_gap"  # a revocation delta that does not follow the held version
+    NON_CANONICAL = "non_canonical"  # signed CBOR not in its one deterministic encoding
 
 
 class PermitRefused(VerifierError, ValueError):

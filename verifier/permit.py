@@ -11,6 +11,7 @@ Claim map (integer keys; see docs/permit-format.md for the full profile)::
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Any, Final
@@ -63,6 +64,9 @@ _INITIALS_RE: Final = re.compile(r"[A-Z]{0,4}")
 _DIGITS_RE: Final = re.compile(r"[0-9A-Z]{0,6}")
 _TIME_MAX: Final = 2**40
 MAX_SLOT_S: Final = 31 * 86400
+#: Nesting limit of the claims map, counted in containers (the map itself is level 1).
+CLAIMS_MAX_DEPTH: Final = 4
+_OPTIONAL_CLAIMS: Final = (CLAIM_EXP, CLAIM_NBF, CLAIM_ROUTE, CLAIM_DEPARTURE)
 
 
 def permit_hash(permit_id: bytes) -> str:
@@ -247,6 +251,10 @@ def decode_claims(claims: Any, kid: bytes, alg: str) -> VerifiedPermit:
     get = claims.get
     exp, nbf = get(CLAIM_EXP), get(CLAIM_NBF)
     route, departure = get(CLAIM_ROUTE), get(CLAIM_DEPARTURE)
+    if (exp is None or nbf is None or route is None or departure is None) and any(
+        k in claims and claims[k] is None for k in _OPTIONAL_CLAIMS
+    ):
+        raise ClaimsInvalid("an optional claim is absent, never null")
     # The frozen dataclass __init__ spends ~2 µs on 20 object.__setattr__ calls; every
     # field is validated above, so fill the instance dict in one call instead.
     permit = object.__new__(VerifiedPermit)
@@ -276,6 +284,73 @@ def decode_claims(claims: Any, kid: bytes, alg: str) -> VerifiedPermit:
     return permit
 
 
+# Key tuples (in wire order) already seen in bytewise order of their encodings: every
+# known claim key is one byte, unsigned 0x01..0x07 before negative 0x20..0x28.
+_CLAIM_RANK: Final = {k: k if k >= 0 else 100 - k for k in KNOWN_CLAIMS}
+_ordered_keys: set[tuple[Any, ...]] = set()
+_ORDERED_KEYS_MAX: Final = 1024
+
+
+def _ilen(v: int) -> int:
+    """Bytes of the shortest CBOR head for a non-negative argument ``v``."""
+    return 1 if v < 24 else 2 if v < 0x100 else 3 if v < 0x10000 else 5 if v < 2**32 else 9
+
+
+def _slen(s: str) -> int:
+    # Every string claim is checked ASCII (identifiers, initials, digits) and <= 64 long.
+    n = len(s)
+    return n + (1 if n < 24 else 2)
+
+
+def claims_canonical(claims: Any, permit: VerifiedPermit, size: int) -> bool | None:
+    """Is ``claims`` (``size`` bytes on the wire, decoded to ``permit``) deterministic CBOR?
+
+    The hot path of every scan, without re-encoding: with only known claims (each key one
+    byte), the encoding is deterministic exactly when the keys come in bytewise order
+    and the input is as long as the shortest encoding of the decoded values (anything
+    else: a non-shortest head, an indefinite length, a duplicate key whose pair the
+    decoder dropped, a trailing byte, makes it longer or shorter). ``None`` when extension
+    claims are present: the caller then runs the generic check of
+    :mod:`verifier.canonical`.
+    """
+    keys = tuple(claims)
+    if keys not in _ordered_keys:
+        if not KNOWN_CLAIMS.issuperset(keys):
+            return None
+        rank = _CLAIM_RANK
+        if any(rank[a] >= rank[b] for a, b in itertools.pairwise(keys)):
+            return False
+        if len(_ordered_keys) >= _ORDERED_KEYS_MAX:
+            _ordered_keys.clear()
+        _ordered_keys.add(keys)
+    f = permit.__dict__
+    n = (
+        1  # map head: at most 14 pairs
+        + len(keys)  # one byte per key
+        + _slen(f["issuer"])
+        + _slen(f["ptype"])
+        + _slen(f["site"])
+        + _slen(f["health"])
+        + 1 + PERMIT_ID_LEN  # cti
+        + _ilen(f["issued_at"])
+        + 1 + _ilen(f["slot_start"]) + _ilen(f["slot_end"] - f["slot_start"])
+        + 1 + sum(_slen(g) for g in f["gate_groups"])  # at most 16 groups
+        + _ilen(f["party"])
+        + 1 + _slen(f["holder_initials"]) + _slen(f["holder_doc_digits"])
+        + 1 + len(f["holder_hash"])
+    )
+    exp, nbf, route, departure = f["expires_at"], f["not_before"], f["route"], f["departure"]
+    if exp is not None:
+        n += _ilen(exp)
+    if nbf is not None:
+        n += _ilen(nbf)
+    if route is not None:
+        n += _slen(route)
+    if departure is not None:
+        n += _ilen(departure)
+    return n == size
+
+
 def encode_claims(
     *,
     issuer: str,
@@ -296,8 +371,8 @@ def encode_claims(
     departure: int | None = None,
     not_before: int | None = None,
 ) -> bytes:
-    """CBOR claims for a permit, validated by the same rules the verifier applies."""
-    import cbor2
+    """Deterministic CBOR claims for a permit, validated by the rules the verifier applies."""
+    from verifier import canonical
 
     claims: dict[int, Any] = {
         CLAIM_ISS: issuer,
@@ -320,4 +395,4 @@ def encode_claims(
     if departure is not None:
         claims[CLAIM_DEPARTURE] = departure
     decode_claims(claims, b"", "")  # same validation as verification: never issue a dud
-    return cbor2.dumps(claims, canonical=True)
+    return canonical.dumps(claims)

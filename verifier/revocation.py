@@ -2,9 +2,11 @@
 
 Snapshot body ``{"ids": bstr}``: the 16-byte permit ids, concatenated, strictly
 ascending (byte order), no duplicates. Delta body ``{"base": uint, "add": bstr,
-"remove": bstr}`` moves the set from version ``base`` to the delta's version. A
-snapshot replaces everything and must be newer than the held version; a delta must
-start exactly at the held version.
+"remove": bstr}`` (``add`` and ``remove`` optional, each strictly ascending, no id in
+both) moves the set from version ``base`` to the delta's version: the ids in ``remove``
+leave the set, the ids in ``add`` join it. Versions follow
+:func:`verifier.documents.check_newer`: a snapshot replaces everything and must be newer
+than the held version; a delta must start exactly at the held version.
 
 Memory: the snapshot stays one ``bytes`` blob (16 bytes per id) plus a 65,537-entry
 offset table keyed by the first two id bytes (0.26 MB), so a lookup scans about
@@ -14,12 +16,14 @@ offset table keyed by the first two id bytes (0.26 MB), so a lookup scans about
 from __future__ import annotations
 
 import array
+import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from verifier.documents import (
     KIND_REVOCATION_DELTA,
     KIND_REVOCATION_SNAPSHOT,
+    check_newer,
     read_document,
     sign_document,
 )
@@ -107,8 +111,13 @@ def _id_blob(body: Mapping[Any, Any], name: str, *, required: bool = False) -> b
     return value
 
 
-def _split(blob: bytes) -> set[bytes]:
-    return {blob[i : i + ID_LEN] for i in range(0, len(blob), ID_LEN)}
+def _split(blob: bytes, name: str) -> set[bytes]:
+    ids = [blob[i : i + ID_LEN] for i in range(0, len(blob), ID_LEN)]
+    if any(a >= b for a, b in itertools.pairwise(ids)):
+        raise DocumentRefused(
+            Reason.MALFORMED, f"revocation delta {name} must be strictly ascending ids"
+        )
+    return set(ids)
 
 
 class RevocationSet:
@@ -126,36 +135,36 @@ class RevocationSet:
         self._added: set[bytes] = set()
         self._removed: set[bytes] = set()
 
-    def apply(self, signed: bytes, *, now: float | None = None) -> int:
-        """Verify and apply a snapshot or delta; return the new version."""
+    def apply(self, signed: bytes, *, now: float | None) -> int:
+        """Verify and apply a snapshot or delta; return the new version.
+
+        ``now`` is the time the signer's validity is checked at (``None``: only
+        root-signed documents are accepted).
+        """
         doc = read_document(
             signed, (KIND_REVOCATION_SNAPSHOT, KIND_REVOCATION_DELTA), self.trust, now=now
         )
         body = doc.body
         if not isinstance(body, Mapping):
             raise DocumentRefused(Reason.MALFORMED, "revocation body must be a map")
-        if doc.version <= self.version:
-            raise DocumentRefused(
-                Reason.ROLLBACK,
-                f"revocation version {doc.version} is not newer than held version {self.version}",
-            )
+        check_newer(doc, self.version)
         if doc.kind == KIND_REVOCATION_SNAPSHOT:
+            if set(body) != {"ids"}:
+                raise DocumentRefused(Reason.MALFORMED, 'revocation snapshot body is {"ids": bstr}')
             try:
                 snapshot = SortedIds.from_sorted_blob(_id_blob(body, "ids", required=True))
             except ValueError as exc:
                 raise DocumentRefused(Reason.MALFORMED, f"revocation snapshot: {exc}") from None
             self._snapshot, self._added, self._removed = snapshot, set(), set()
         else:
-            base = body.get("base")
-            if type(base) is not int:
-                raise DocumentRefused(Reason.MALFORMED, "revocation delta lacks an integer base")
-            if base != self.version:
+            if set(body) - {"base", "add", "remove"}:
+                raise DocumentRefused(Reason.MALFORMED, "revocation delta holds unknown fields")
+            add = _split(_id_blob(body, "add"), "add")
+            remove = _split(_id_blob(body, "remove"), "remove")
+            if add & remove:
                 raise DocumentRefused(
-                    Reason.VERSION_GAP,
-                    f"delta applies to version {base!r} but version {self.version} is held;"
-                    " fetch the missing deltas or a new snapshot",
+                    Reason.MALFORMED, "revocation delta names an id in both add and remove"
                 )
-            add, remove = _split(_id_blob(body, "add")), _split(_id_blob(body, "remove"))
             self._added = (self._added - remove) | add
             self._removed = (self._removed - add) | {i for i in remove if i in self._snapshot}
         self.version = doc.version
@@ -198,9 +207,8 @@ def sign_delta(
     remove: Iterable[bytes] = (),
 ) -> bytes:
     """A signed delta moving a revocation set from ``base`` to ``version``."""
-    body = {
-        "base": base,
-        "add": b"".join(sorted(set(add))),
-        "remove": b"".join(sorted(set(remove))),
-    }
+    added, removed = set(add), set(remove)
+    if added & removed:
+        raise ValueError("an id cannot be both added and removed by one delta")
+    body = {"base": base, "add": b"".join(sorted(added)), "remove": b"".join(sorted(removed))}
     return sign_document(KIND_REVOCATION_DELTA, body, version, key)

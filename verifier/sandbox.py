@@ -32,6 +32,8 @@ Gate-side views: ``new_store()`` (a fresh TrustStore from the bundle, as a gate 
 it), ``revocation_set()`` (every revocation document applied), ``bundle()`` (the
 :class:`TrustBundle`), ``bundle_files()`` (file name -> bytes). ``load_sandbox(files)``
 rebuilds a Sandbox from those files (what ``gatepass keys rotate/revoke`` use).
+Time is a parameter here too: ``revocation_set(now=...)`` (default ``epoch``) and
+``load_sandbox(files, now=...)`` check the revocation signers' validity at it.
 
 With ``seed`` the keys and permit ids are reproducible (signatures still vary: ECDSA
 uses a random nonce). Nothing here touches the clock, files or network: writing a key
@@ -337,11 +339,14 @@ class Sandbox:
         self.revocation_docs = [raw]
         return raw
 
-    def revocation_set(self, store: TrustStore | None = None) -> RevocationSet:
-        """A gate-side :class:`RevocationSet` with every revocation document applied."""
+    def revocation_set(
+        self, store: TrustStore | None = None, *, now: float | None = None
+    ) -> RevocationSet:
+        """A gate-side :class:`RevocationSet` with every revocation document applied, the
+        signers' validity checked at ``now`` (default: the sandbox's ``epoch``)."""
         revset = RevocationSet(store or self.store)
         for raw in self.revocation_docs:
-            revset.apply(raw)
+            revset.apply(raw, now=self.epoch if now is None else now)
         return revset
 
     def sign_document(
@@ -386,9 +391,10 @@ class Sandbox:
         return files
 
 
-def load_sandbox(files: Mapping[str, bytes]) -> Sandbox:
+def load_sandbox(files: Mapping[str, bytes], *, now: float) -> Sandbox:
     """Rebuild a :class:`Sandbox` from :meth:`Sandbox.bundle_files` contents (file name ->
     bytes), e.g. to rotate keys or revoke permits in a ``gatepass keys new`` directory.
+    ``now`` is the time the revocation signers' validity is checked at.
     Raises :class:`~verifier.errors.KeyUnusable` when a file is missing or inconsistent."""
     import json
 
@@ -433,8 +439,10 @@ def load_sandbox(files: Mapping[str, bytes]) -> Sandbox:
     )
     revset = RevocationSet(store)
     for raw in bundle.revocations:
-        revset.apply(raw)
-        doc = read_document(raw, (KIND_REVOCATION_SNAPSHOT, KIND_REVOCATION_DELTA), store)
+        revset.apply(raw, now=now)
+        doc = read_document(
+            raw, (KIND_REVOCATION_SNAPSHOT, KIND_REVOCATION_DELTA), store, now=now
+        )
         if doc.kind == KIND_REVOCATION_SNAPSHOT:
             blob = doc.body["ids"]
             sb.revoked = {blob[i : i + 16] for i in range(0, len(blob), 16)}

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from verifier import cose
-from verifier.documents import KIND_TRUST_LIST, read_document
+from verifier.documents import KIND_TRUST_LIST, check_newer, read_document
 from verifier.errors import DocumentRefused, KeyUnusable, Reason
 from verifier.keys import (
     ROLE_ROOT,
@@ -79,18 +79,12 @@ class TrustStore:
 
     def apply(self, signed_trust_list: bytes) -> int:
         """Verify and install a trust list; return its version."""
-        doc = read_document(signed_trust_list, KIND_TRUST_LIST, self)
+        doc = read_document(signed_trust_list, KIND_TRUST_LIST, self, now=None)  # root only
         if doc.signer is not self.root:
             raise DocumentRefused(Reason.KEY_OUT_OF_SCOPE, "trust list not signed by the root")
-        if doc.version < self.version or (
-            doc.version == self.version and bytes(signed_trust_list) != self.trust_list
-        ):
-            raise DocumentRefused(
-                Reason.ROLLBACK,
-                f"trust list version {doc.version} is not newer than held version {self.version}",
-            )
-        if doc.version == self.version:
-            return self.version
+        if doc.version == self.version and bytes(signed_trust_list) == self.trust_list:
+            return self.version  # the very list held: nothing to do
+        check_newer(doc, self.version)
         keys = parse_trust_list_body(doc.body)
         permit: dict[bytes, list[TrustedKey]] = {}
         documents: dict[bytes, list[TrustedKey]] = {self.root.kid: [self.root]}
@@ -268,11 +262,12 @@ class TrustBundle:
             store.apply(self.trust_list)
         return store
 
-    def revocation_set(self, store: TrustStore) -> RevocationSet:
-        """A :class:`RevocationSet` with the bundle's revocation documents applied in order."""
+    def revocation_set(self, store: TrustStore, *, now: float | None) -> RevocationSet:
+        """A :class:`RevocationSet` with the bundle's revocation documents applied in order
+        (signer validity checked at ``now``)."""
         from verifier.revocation import RevocationSet
 
         revset = RevocationSet(store)
         for raw in self.revocations:
-            revset.apply(raw)
+            revset.apply(raw, now=now)
         return revset

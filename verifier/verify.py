@@ -1,8 +1,9 @@
 """``verify_at``: parse, then verify the signature, then apply policy, at a given time.
 
 Order of checks (the first failure is the reason): size, prefix, Base45, zlib, COSE
-shape, algorithm, key lookup, signature, claims, key scope, key validity, issued in
-the future, revoked, not yet valid, expired, slot window.
+shape, protected header (deterministic CBOR, then algorithm), key lookup, signature,
+claims, claims encoding (deterministic CBOR), issuer, key scope, key validity, issued
+in the future, revoked, not yet valid, expired, slot window.
 """
 
 from __future__ import annotations
@@ -16,10 +17,16 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from verifier import cose, envelope
+from verifier import canonical, cose, envelope
 from verifier.errors import PermitRefused, Reason
 from verifier.keys import TrustedKey
-from verifier.permit import ClaimsInvalid, VerifiedPermit, decode_claims
+from verifier.permit import (
+    CLAIMS_MAX_DEPTH,
+    ClaimsInvalid,
+    VerifiedPermit,
+    claims_canonical,
+    decode_claims,
+)
 from verifier.revocation import RevocationSet
 from verifier.trust import TrustStore
 
@@ -45,6 +52,8 @@ def _header(protected_raw: bytes) -> tuple[int, bytes]:
         return hit
     try:
         header = cose.decode_protected(protected_raw)
+    except cose.CoseNonCanonical as exc:
+        raise PermitRefused(Reason.NON_CANONICAL, str(exc)) from None
     except cose.CoseError as exc:
         raise PermitRefused(Reason.BAD_COSE, str(exc)) from None
     if set(header) - {cose.HDR_ALG, cose.HDR_KID}:
@@ -141,7 +150,8 @@ def verify_at(
             )
         raise PermitRefused(Reason.BAD_SIGNATURE, "signature does not verify")
     try:
-        claims: Any = cbor2.loads(payload, max_depth=4, allow_indefinite=False)
+        # Indefinite lengths decode here and are refused by the canonical check below.
+        claims: Any = cbor2.loads(payload, max_depth=CLAIMS_MAX_DEPTH)
         permit = decode_claims(claims, kid, key.alg_name)
     except ClaimsInvalid as exc:
         raise PermitRefused(Reason.BAD_CLAIMS, str(exc)) from None
@@ -149,6 +159,19 @@ def verify_at(
         raise PermitRefused(
             Reason.BAD_CLAIMS, f"claims are not CBOR ({type(exc).__name__})"
         ) from None
+    fast = claims_canonical(claims, permit, len(payload))
+    if fast is not True:  # False: refused; None: claims the fast check does not cover
+        try:
+            if fast is None:
+                canonical.loads(payload, max_depth=CLAIMS_MAX_DEPTH)
+            else:
+                raise canonical.CborNonCanonical(
+                    canonical.why_not_canonical(payload, claims, max_depth=CLAIMS_MAX_DEPTH)
+                )
+        except canonical.CborNonCanonical as exc:
+            raise PermitRefused(Reason.NON_CANONICAL, f"claims: {exc}") from None
+        except canonical.CborInvalid as exc:
+            raise PermitRefused(Reason.BAD_CLAIMS, f"claims: {exc}") from None
     if permit.issuer != key.issuer:
         raise PermitRefused(
             Reason.KEY_OUT_OF_SCOPE, f"key {kid.hex()} belongs to issuer {key.issuer!r}"

@@ -80,7 +80,7 @@ def measure(revocations: int, rounds: int, per_round: int) -> dict[str, Any]:
     for _ in range(3):
         revset = RevocationSet(sb.store)
         t0 = time.perf_counter()
-        revset.apply(snapshot)
+        revset.apply(snapshot, now=start)
         load_times.append(time.perf_counter() - t0)
     count = len(revset)
 
@@ -89,7 +89,7 @@ def measure(revocations: int, rounds: int, per_round: int) -> dict[str, Any]:
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     probe = RevocationSet(sb.store)
-    probe.apply(snapshot)
+    probe.apply(snapshot, now=start)
     retained = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     del probe

@@ -70,6 +70,8 @@ def _csv(text: str) -> tuple[str, ...] | None:
 
 
 def load_directory(directory: str) -> Sandbox:
+    import time
+
     from gatepass.cli import UsageError
     from verifier.errors import VerifierError
     from verifier.sandbox import load_sandbox
@@ -79,7 +81,7 @@ def load_directory(directory: str) -> Sandbox:
         raise UsageError(f"{root} is not a key directory (no keys.json); run gatepass keys new")
     files = {p.name: p.read_bytes() for p in root.iterdir() if p.is_file()}
     try:
-        return load_sandbox(files)
+        return load_sandbox(files, now=time.time())
     except VerifierError as exc:
         raise UsageError(f"key directory {root}: {exc}") from None
 
@@ -161,9 +163,11 @@ def run_revoke(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    import time
+
     from gatepass.commands.verify import load_trust
 
-    store, revset = load_trust(args.trust_file, [])
+    store, revset = load_trust(args.trust_file, [], now=time.time())
     doc = {
         "root_kid": store.root.kid.hex(),
         "trust_list_version": store.version,

@@ -70,9 +70,15 @@ def parse_time(text: str) -> float:
     return when.timestamp()
 
 
-def load_trust(path: str, extra: list[str]) -> tuple[TrustStore, RevocationSet]:
+def load_trust(
+    path: str, extra: list[str], *, now: float
+) -> tuple[TrustStore, RevocationSet]:
     """Read a trust bundle, then apply ``extra`` signed documents; usage error when the
-    bundle is unusable. A refused extra document is reported on stderr and skipped."""
+    bundle is unusable. A refused extra document is reported on stderr and skipped.
+
+    Signers are checked valid at ``now``; versions follow the one monotonic rule
+    (:func:`verifier.documents.check_newer`, inside ``TrustStore``/``RevocationSet``).
+    """
     from gatepass.cli import UsageError
     from verifier.documents import (
         KIND_REVOCATION_DELTA,
@@ -86,7 +92,7 @@ def load_trust(path: str, extra: list[str]) -> tuple[TrustStore, RevocationSet]:
     try:
         bundle = TrustBundle.from_bytes(Path(path).read_bytes())
         store = bundle.store()
-        revset = bundle.revocation_set(store)
+        revset = bundle.revocation_set(store, now=now)
     except OSError as exc:
         raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
     except VerifierError as exc:
@@ -98,8 +104,8 @@ def load_trust(path: str, extra: list[str]) -> tuple[TrustStore, RevocationSet]:
         except OSError as exc:
             raise UsageError(f"cannot read {name}: {exc.strerror}") from None
         try:
-            kind = read_document(raw, kinds, store).kind
-            version = store.apply(raw) if kind == KIND_TRUST_LIST else revset.apply(raw)
+            kind = read_document(raw, kinds, store, now=now).kind
+            version = store.apply(raw) if kind == KIND_TRUST_LIST else revset.apply(raw, now=now)
         except DocumentRefused as exc:
             print(f"gatepass: warning: {name} refused: {exc}", file=sys.stderr)
             continue
@@ -193,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
         if (args.early or 0) < 0 or (args.late or 0) < 0:
             raise UsageError("--early and --late must be >= 0 seconds")
         window = SlotWindow(early_s=args.early or 0, late_s=args.late or 0)
-    store, revset = load_trust(args.trust, args.apply)
+    store, revset = load_trust(args.trust, args.apply, now=now)
     refused = 0
     out = sys.stdout
     for context, text in _payloads(args):

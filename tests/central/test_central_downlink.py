@@ -38,7 +38,7 @@ def test_beacons_used_stream_and_relayed_documents_are_signed(
             wait_for(lambda: agg.connected, 30, "aggregator connected")
             wait_for(lambda: bool(listener.on(topics.TIME)), 10, "a time beacon")
             version, body = documents.open_document(
-                listener.on(topics.TIME)[0], documents.KIND_TIME_BEACON, gate_trust)
+                listener.on(topics.TIME)[0], documents.KIND_TIME_BEACON, gate_trust, now=NOW)
             assert body == {"t": NOW} and version == int(NOW * 1000)
 
             phs = [ph_of(i) for i in range(3)]
@@ -48,7 +48,7 @@ def test_beacons_used_stream_and_relayed_documents_are_signed(
             used_topic = topics.site_used("haram")
             wait_for(lambda: bool(listener.on(used_topic)), 10, "used-permit batch")
             _, used = documents.open_document(
-                listener.on(used_topic)[0], documents.KIND_USED_PERMITS, gate_trust)
+                listener.on(used_topic)[0], documents.KIND_USED_PERMITS, gate_trust, now=NOW)
             assert used["site"] == "haram"
             assert sorted(u[0] for u in used["used"]) == sorted(phs)  # denials not listed
 
@@ -75,7 +75,8 @@ def test_beacons_used_stream_and_relayed_documents_are_signed(
             agg.send_gate_config("down1", {"policy": {"reentry": False}}, 3)
             wait_for(lambda: bool(listener.on(topics.config("down1"))), 10, "gate config")
             _, cfg = documents.open_document(
-                listener.on(topics.config("down1"))[0], documents.KIND_GATE_CONFIG, gate_trust)
+                listener.on(topics.config("down1"))[0], documents.KIND_GATE_CONFIG, gate_trust,
+                now=NOW)
             assert cfg == {"policy": {"reentry": False}, "gate": "down1"}
             kept = {(d.kind, d.version) for d in store.documents()
                     if not d.kind.startswith("gate_config.")}

@@ -102,7 +102,7 @@ def test_downlink_documents_survive_a_restart(
 
     def item(raw: bytes, topic: str) -> DownlinkItem:
         doc = read_document(raw, ("revocation_delta", "revocation_snapshot", "gate_config"),
-                            sandbox.store)
+                            sandbox.store, now=sandbox.epoch)
         return DownlinkItem(kind=doc.kind, version=doc.version, body=doc.body, raw=raw,
                             topic=topic, retained=False, issued_at=None)
 

@@ -118,7 +118,7 @@ def test_revocations_verified_then_applied_by_the_holder(sb: Sandbox) -> None:
     revset = RevocationSet(store)
     applied: list[int] = []
     dl = Downlink(gate="g1", site="s1", trust=store,
-                  on_revocations=lambda item: applied.append(revset.apply(item.raw)))
+                  on_revocations=lambda item: applied.append(revset.apply(item.raw, now=sb.epoch)))
     pid = os.urandom(16)
     dl.handle(topics.REVOCATION_SNAPSHOT, sb.revocations([pid]), True)
     assert pid in revset

@@ -61,7 +61,7 @@ def keys_sandbox() -> Sandbox:
                 (keydir / name).write_bytes(data)
         (keydir / "trust.json").write_bytes(sb.bundle().to_bytes())
     files = {p.name: p.read_bytes() for p in keydir.iterdir() if p.is_file()}
-    return load_sandbox(files)
+    return load_sandbox(files, now=T0)
 
 
 def forge(

@@ -146,8 +146,8 @@ def test_hostile_cbor_shapes(hostile: tuple[Sandbox, dict[str, str]]) -> None:
         b"\xd2\x84\x58\x03abc\xa0\x40\x40": Reason.BAD_COSE,  # non-shortest length
         b"\xd2\x84\x40\xa0\x40\x40": Reason.BAD_COSE,  # empty protected header
         b"\xd2\x84\x43\x81\x81\x81\xa0\x40\x40": Reason.BAD_COSE,  # nested header
-        b"\xd2\x84\x44\xa1\x01\x26\x00\xa0\x40\x40": Reason.BAD_COSE,  # trailing header byte
-        b"\xd2\x84\x45\xa2\x01\x26\x01\x26\xa0\x40\x40": Reason.BAD_COSE,  # duplicate key
+        b"\xd2\x84\x44\xa1\x01\x26\x00\xa0\x40\x40": Reason.NON_CANONICAL,  # trailing header byte
+        b"\xd2\x84\x45\xa2\x01\x26\x01\x26\xa0\x40\x40": Reason.NON_CANONICAL,  # duplicate key
         b"\xd2\x84\x43\xa1\x01\x26\xa0\x40\x40\x00": Reason.BAD_COSE,  # trailing byte
         b"\xd2\x83\x43\xa1\x01\x26\xa0\x40": Reason.BAD_COSE,  # 3 items
         b"\xd2\x84\x43\xa1\x01\x26\xa0\x40": Reason.BAD_COSE,  # missing signature

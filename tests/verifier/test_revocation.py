@@ -19,9 +19,13 @@ def sb() -> Sandbox:
     return Sandbox.create(seed="revocation")
 
 
+def sb_now(revset: RevocationSet) -> float:
+    return 1_780_000_000.0  # the sandboxes' epoch: every sandbox key is valid then
+
+
 def _reason(revset: RevocationSet, raw: bytes) -> Reason:
     with pytest.raises(DocumentRefused) as info:
-        revset.apply(raw)
+        revset.apply(raw, now=sb_now(revset))
     return info.value.reason
 
 
@@ -62,11 +66,11 @@ def test_snapshot_then_deltas(sb: Sandbox) -> None:
     key = sb.revoker
     a, b, c = (os.urandom(16) for _ in range(3))
     revset = RevocationSet(sb.store)
-    assert revset.apply(sign_snapshot([a, b], 5, key)) == 5
+    assert revset.apply(sign_snapshot([a, b], 5, key), now=sb.epoch) == 5
     assert a in revset and b in revset and c not in revset
-    assert revset.apply(sign_delta(5, 6, key, add=[c], remove=[a])) == 6
+    assert revset.apply(sign_delta(5, 6, key, add=[c], remove=[a]), now=sb.epoch) == 6
     assert a not in revset and b in revset and c in revset and len(revset) == 2
-    assert revset.apply(sign_delta(6, 7, key, add=[a])) == 7
+    assert revset.apply(sign_delta(6, 7, key, add=[a]), now=sb.epoch) == 7
     assert a in revset
     odds: list[object] = [[], {}, None, "x", bytearray(a)]
     for odd in odds:
@@ -76,13 +80,13 @@ def test_snapshot_then_deltas(sb: Sandbox) -> None:
     assert _reason(revset, sign_delta(5, 6, key, add=[c])) == Reason.ROLLBACK
     assert _reason(revset, sign_snapshot([], 7, key)) == Reason.ROLLBACK
     # a newer snapshot replaces everything, deltas included
-    assert revset.apply(sign_snapshot([b], 20, key)) == 20
+    assert revset.apply(sign_snapshot([b], 20, key), now=sb.epoch) == 20
     assert a not in revset and c not in revset and b in revset and len(revset) == 1
 
 
 def test_revocations_signed_by_root_or_revoker_only(sb: Sandbox) -> None:
     revset = RevocationSet(sb.store)
-    assert revset.apply(sign_snapshot([os.urandom(16)], 1, sb.root)) == 1
+    assert revset.apply(sign_snapshot([os.urandom(16)], 1, sb.root), now=None) == 1
     assert _reason(revset, sign_snapshot([], 2, sb.central)) == Reason.KEY_OUT_OF_SCOPE
     assert _reason(revset, sign_snapshot([], 2, sb.issuers["es256"])) == Reason.UNKNOWN_KEY
     beacon = sb.sign_document("time_beacon", {"t": 0}, 3)
@@ -124,7 +128,7 @@ def test_many_ids_load_and_memory(sb: Sandbox) -> None:
     blob = np.unique(rng.integers(0, 256, size=(n, 16), dtype=np.uint8).view("S16")[:, 0])
     raw = sign_document("revocation_snapshot", {"ids": blob.tobytes()}, 1, sb.revoker)
     revset = RevocationSet(sb.store)
-    revset.apply(raw)
+    revset.apply(raw, now=sb.epoch)
     assert len(revset) == len(blob)
     assert revset.nbytes / len(blob) < 20  # 16 bytes per id + a fixed 256 KiB index
     for i in range(0, len(blob), 997):

@@ -37,10 +37,10 @@ def test_write_bundle_and_reload(tmp_path: Path) -> None:
         assert stat.S_IMODE(pem.stat().st_mode) == 0o600
     bundle = TrustBundle.from_bytes(trust.read_bytes())
     store = bundle.store()
-    revset = bundle.revocation_set(store)
+    revset = bundle.revocation_set(store, now=sb.epoch)
     assert sb.issued[raw].permit_id in revset
     files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    again = load_sandbox(files)
+    again = load_sandbox(files, now=sb.epoch)
     assert again.root.public_der() == sb.root.public_der()
     assert again.revoked == sb.revoked and again.revocation_version == 1
     fresh = again.issue(slot=(sb.epoch, sb.epoch + 600))
@@ -48,12 +48,12 @@ def test_write_bundle_and_reload(tmp_path: Path) -> None:
     broken = dict(files)
     broken["keys.json"] = b"{}"
     with pytest.raises(KeyUnusable):
-        load_sandbox(broken)
+        load_sandbox(broken, now=sb.epoch)
     other = Sandbox.create(seed="other-root")
     mixed = dict(files)
     mixed["trust.json"] = other.bundle().to_bytes()
     with pytest.raises(KeyUnusable):
-        load_sandbox(mixed)
+        load_sandbox(mixed, now=sb.epoch)
 
 
 def test_signing_key_pem_round_trip_and_errors() -> None:

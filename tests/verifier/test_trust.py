@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from verifier import DocumentRefused, Reason, TrustBundle, TrustStore, documents
+from verifier import DocumentRefused, Reason, TrustBundle, TrustStore, canonical, documents
 from verifier.errors import KeyUnusable
 from verifier.keys import SigningKey
 from verifier.sandbox import Sandbox
@@ -86,30 +86,34 @@ def test_documents_roles_and_kinds() -> None:
     sb = Sandbox.create(seed="docs")
     store = sb.store
     beacon = sb.sign_document("time_beacon", {"t": 1_780_000_000}, 3, issued_at=1_780_000_000)
-    doc = documents.read_document(beacon, "time_beacon", store)
+    doc = documents.read_document(beacon, "time_beacon", store, now=sb.epoch)
     assert (doc.version, doc.body, doc.issued_at) == (3, {"t": 1_780_000_000}, 1_780_000_000)
-    assert documents.open_document(beacon, ("gate_config", "time_beacon"), store) == (
+    assert documents.open_document(
+        beacon, ("gate_config", "time_beacon"), store, now=sb.epoch
+    ) == (
         3,
         {"t": 1_780_000_000},
     )
-    assert _refused(documents.open_document, beacon, "gate_config", store) == Reason.WRONG_KIND
+    assert _refused(documents.open_document, beacon, "gate_config", store, now=sb.epoch) == (
+        Reason.WRONG_KIND
+    )
     # a permit issuer may not sign downlink documents; the revoker may not sign beacons
     by_issuer = sb.sign_document("time_beacon", {"t": 1}, 4, signer="es256")
-    assert _refused(documents.open_document, by_issuer, "time_beacon", store) == (
+    assert _refused(documents.open_document, by_issuer, "time_beacon", store, now=sb.epoch) == (
         Reason.UNKNOWN_KEY
     )
     by_revoker = sb.sign_document("time_beacon", {"t": 1}, 4, signer="revoker")
-    assert _refused(documents.open_document, by_revoker, "time_beacon", store) == (
+    assert _refused(documents.open_document, by_revoker, "time_beacon", store, now=sb.epoch) == (
         Reason.KEY_OUT_OF_SCOPE
     )
     # central may not sign revocations; root may sign anything
     snap = sb.sign_document("revocation_snapshot", {"ids": b""}, 4, signer="central")
-    assert _refused(documents.open_document, snap, "revocation_snapshot", store) == (
+    assert _refused(documents.open_document, snap, "revocation_snapshot", store, now=sb.epoch) == (
         Reason.KEY_OUT_OF_SCOPE
     )
     for kind in ("used_permits", "gate_config", "revocation_delta"):
         raw = sb.sign_document(kind, {"x": 1}, 1, signer="root")
-        assert documents.open_document(raw, kind, store)[0] == 1
+        assert documents.open_document(raw, kind, store, now=None)[0] == 1  # root: no window
 
 
 def test_document_signer_retired() -> None:
@@ -150,10 +154,10 @@ def test_signed_document_payload_shape() -> None:
         {"kind": 7, "v": 1, "body": {}},
         [1, 2],
     ):
-        import cbor2
-
-        raw = sb.central.sign1(cbor2.dumps(payload))
-        assert _refused(documents.read_document, raw, "gate_config", sb.store) == (Reason.MALFORMED)
+        raw = sb.central.sign1(canonical.dumps(payload))
+        assert _refused(
+            documents.read_document, raw, "gate_config", sb.store, now=sb.epoch
+        ) == (Reason.MALFORMED)
 
 
 def test_bundle_round_trip_and_errors(tmp_path: object) -> None:
@@ -163,7 +167,7 @@ def test_bundle_round_trip_and_errors(tmp_path: object) -> None:
     bundle = TrustBundle.from_bytes(data)
     store = bundle.store()
     assert store.version == sb.trust_version
-    assert len(bundle.revocation_set(store)) == 1
+    assert len(bundle.revocation_set(store, now=sb.epoch)) == 1
     doc = json.loads(data)
     bad_cases = [
         b"not json",
@@ -212,10 +216,10 @@ def test_every_byte_change_of_a_signed_document_is_refused(kind: str) -> None:
                 if kind == "trust_list":
                     store.apply(bytes(changed))
                 elif kind == "revocation_delta":
-                    RevocationSet(store).apply(bytes(changed))
+                    RevocationSet(store).apply(bytes(changed), now=sb.epoch)
                 else:
-                    documents.read_document(bytes(changed), kind, store)
+                    documents.read_document(bytes(changed), kind, store, now=sb.epoch)
     assert store.version == sb.trust_version
     for cut in range(len(raw)):
         with pytest.raises(DocumentRefused):
-            documents.read_document(raw[:cut], kind, sb.store)
+            documents.read_document(raw[:cut], kind, sb.store, now=sb.epoch)

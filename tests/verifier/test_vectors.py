@@ -45,19 +45,19 @@ def test_vector_through_api(path: Path) -> None:
     v = _load(path)
     bundle = TrustBundle.from_bytes((path.parent / v["trust"]).read_bytes())
     store = bundle.store()
-    revset = bundle.revocation_set(store)
+    now = datetime.fromisoformat(v["at"].replace("Z", "+00:00")).timestamp()
+    revset = bundle.revocation_set(store, now=now)
     got_apply: list[str | None] = []
     for doc in v.get("apply", []):
         raw = (path.parent / doc).read_bytes()
         try:
             kinds = (KIND_TRUST_LIST, "revocation_snapshot", "revocation_delta")
-            kind = read_document(raw, kinds, store).kind
-            store.apply(raw) if kind == KIND_TRUST_LIST else revset.apply(raw)
+            kind = read_document(raw, kinds, store, now=now).kind
+            store.apply(raw) if kind == KIND_TRUST_LIST else revset.apply(raw, now=now)
             got_apply.append(None)
         except DocumentRefused as exc:
             got_apply.append(exc.reason.value)
     assert got_apply == v.get("apply_expected", [])
-    now = datetime.fromisoformat(v["at"].replace("Z", "+00:00")).timestamp()
     try:
         permit = verify_at(v["payload"], now, trust=store, revocations=revset, window=_window(v))
         got: dict[str, Any] = {"ok": True, "reason": None}

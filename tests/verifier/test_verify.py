@@ -102,7 +102,7 @@ def test_revoked(sb: Sandbox) -> None:
     raw = sb.issue(slot=SLOT)
     other = sb.issue(slot=SLOT)
     revset = RevocationSet(sb.store)
-    revset.apply(sb.revoke(raw))
+    revset.apply(sb.revoke(raw), now=NOW)
     assert refused(raw, NOW, sb.store, revocations=revset) == Reason.REVOKED
     assert verify_at(other, NOW, trust=sb.store, revocations=revset)
     assert verify_at(raw, NOW, trust=sb.store)  # no revocation set given: not checked
