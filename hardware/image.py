@@ -184,6 +184,9 @@ def probe_image(data: bytes, *, name: str = "image") -> ImageInfo:
     Image = _pillow()
     if not data:
         raise UnusableImage(f"{name}: empty file")
+    webp = _webp_size(data)
+    if webp is not None and (max(webp) > MAX_SIDE or webp[0] * webp[1] > MAX_PIXELS):
+        raise ImageTooLarge(_too_large(name, f"{webp[0]}x{webp[1]} pixels"))
     try:
         with Image.open(io.BytesIO(data), formats=FORMATS) as im:
             fmt = str(im.format)
@@ -265,11 +268,51 @@ def _kind(mode: int) -> str:
 
 
 def _jpeg_complete(data: bytes) -> bool:
-    # Entropy-coded data never holds 0xFFD9 (0xFF is stuffed as 0xFF00), and an EXIF
-    # thumbnail's end marker sits before the first scan: so an end marker after the
-    # first start-of-scan means the last scan is complete. Trailing bytes are allowed.
-    sos = data.find(b"\xff\xda")
-    return sos >= 0 and data.rfind(b"\xff\xd9") > sos
+    """Whether a JPEG has an end-of-image marker after its first scan starts.
+
+    The marker segments before the first start-of-scan are walked by their lengths (so
+    an EXIF thumbnail, with its own scan and end marker, is skipped); entropy-coded
+    data never holds 0xFFD9 (0xFF is stuffed as 0xFF00), so an end marker after the
+    first scan means the last scan is complete. Bytes after it are allowed (phones
+    append data there).
+    """
+    i = 2  # after SOI
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return False
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+        elif marker == 0xDA:  # start of scan
+            return data.rfind(b"\xff\xd9") > i
+        elif 0xD0 <= marker <= 0xD7 or marker == 0x01:  # no length
+            i += 2
+        else:
+            i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    return False
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    """Canvas size from a WebP's RIFF header (``None`` if ``data`` is no WebP).
+
+    Read here, not by Pillow: opening a WebP in Pillow builds libwebp's animation
+    decoder, which allocates two canvas-sized buffers before the size can be checked.
+    Layouts per the WebP container spec (simple lossy ``VP8 ``, lossless ``VP8L``,
+    extended ``VP8X``).
+    """
+    if len(data) < 30 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return None
+    chunk = data[12:16]
+    if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+        return (int.from_bytes(data[26:28], "little") & 0x3FFF,
+                int.from_bytes(data[28:30], "little") & 0x3FFF)
+    if chunk == b"VP8L" and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X":
+        return (int.from_bytes(data[24:27], "little") + 1,
+                int.from_bytes(data[27:30], "little") + 1)
+    return None
 
 
 @functools.cache

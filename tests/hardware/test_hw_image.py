@@ -217,3 +217,52 @@ def test_folder_source_skips_hostile_files(tmp_path: Path) -> None:
         status = src.status()
     assert [int(f.image[0, 0, 0]) for f in frames] == [10, 30]  # type: ignore[index]
     assert status.skipped == 1 and "image too large" in (status.last_error or "")
+
+
+def _webp(chunk: bytes, payload: bytes) -> bytes:
+    body = b"WEBP" + chunk + struct.pack("<I", len(payload)) + payload
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def vp8x(width: int, height: int) -> bytes:
+    return _webp(b"VP8X", b"\x00\x00\x00\x00" + (width - 1).to_bytes(3, "little")
+                 + (height - 1).to_bytes(3, "little"))
+
+
+def vp8l(width: int, height: int) -> bytes:
+    bits = (width - 1) | ((height - 1) << 14)
+    return _webp(b"VP8L", b"\x2f" + struct.pack("<I", bits) + bytes(16))
+
+
+@pytest.mark.parametrize(("data", "size"), [
+    (vp8x(12_000, 12_000), "12000x12000"),  # between Pillow's warning and error limits
+    (vp8x(16_777_216, 16_777_216), "16777216x16777216"),
+    (vp8l(16_384, 16_384), "16384x16384"),
+    (vp8l(16_384, 2_500), "16384x2500"),
+])
+def test_webp_bombs_are_refused_from_the_riff_header(data: bytes, size: str) -> None:
+    with pytest.raises(ImageTooLarge, match=f"image too large: {size} pixels"):
+        probe_image(data)
+
+
+@pytest.mark.parametrize("lossless", [True, False])
+def test_webp_header_size_matches_the_image(tmp_path: Path, lossless: bool) -> None:
+    img = np.full((45, 71, 3), 99, np.uint8)
+    buf = cv2.imencode(".webp", img, [cv2.IMWRITE_WEBP_QUALITY, 101 if lossless else 80])[1]
+    info = probe_image(buf.tobytes())
+    assert (info.format, info.width, info.height) == ("WEBP", 71, 45)
+
+
+def test_jpeg_truncation_is_seen_past_an_exif_thumbnail(tmp_path: Path) -> None:
+    """A thumbnail inside APP1 has its own scan and end marker; a truncated main image
+    must still be refused, and a complete one read."""
+    rng = np.random.default_rng(9)
+    thumb = cv2.imencode(".jpg", np.full((8, 8, 3), 50, np.uint8))[1].tobytes()
+    main = cv2.imencode(".jpg", rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))[1].tobytes()
+    app1 = b"Exif\x00\x00" + thumb
+    with_thumb = main[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + main[2:]
+    (tmp_path / "whole.jpg").write_bytes(with_thumb)
+    assert read_image(tmp_path / "whole.jpg").shape == (64, 64, 3)
+    (tmp_path / "cut.jpg").write_bytes(with_thumb[:-300])
+    with pytest.raises(UnusableImage, match="truncated JPEG"):
+        read_image(tmp_path / "cut.jpg")
