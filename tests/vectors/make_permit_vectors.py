@@ -30,7 +30,7 @@ import cbor2
 ROOT = Path(__file__).resolve().parent / "permits"
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from verifier import base45, cose, envelope  # noqa: E402
+from verifier import base45, canonical, cose, envelope  # noqa: E402
 from verifier.documents import sign_document  # noqa: E402
 from verifier.keys import SigningKey  # noqa: E402
 from verifier.revocation import sign_delta, sign_snapshot  # noqa: E402
@@ -78,6 +78,24 @@ def forge(
     return envelope.PREFIX + base45.encode(
         cbor2.dumps(cbor2.CBORTag(tag, body) if tag is not None else body)
     )
+
+
+def forge_bytes(key: SigningKey, payload: bytes, protected: bytes | None = None) -> str:
+    """A permit over exact ``payload`` (and ``protected``) bytes: for encoding vectors."""
+    protected = protected if protected is not None else canonical.dumps({1: key.alg_id, 4: key.kid})
+    sig = cose.sign(key.alg_id, key.private, cose.sig_structure(protected, payload))
+    return envelope.wrap(canonical.dumps(cbor2.CBORTag(18, [protected, {}, payload, sig])))
+
+
+def cbor_map(pairs: list[tuple[bytes, bytes]]) -> bytes:
+    """A definite map of already-encoded pairs, in the order given (duplicates allowed)."""
+    assert len(pairs) < 24
+    return bytes((0xA0 | len(pairs),)) + b"".join(k + v for k, v in pairs)
+
+
+def claim_pairs(claims: dict[int, Any]) -> list[tuple[bytes, bytes]]:
+    """The claims' encoded pairs in deterministic (bytewise) order."""
+    return sorted((canonical.dumps(k), canonical.dumps(v)) for k, v in claims.items())
 
 
 def claims_of(text: str) -> dict[int, Any]:
@@ -360,6 +378,150 @@ def main() -> None:
         None,
         apply=["docs/time-beacon.cose"],
         apply_expected=["wrong_kind"],
+    )
+    # --- deterministic encoding (docs/permit-format.md "Deterministic CBOR") -----------
+    pairs = claim_pairs(claims)
+    party = canonical.dumps(-5)
+    dup = [*pairs, (party, canonical.dumps(5))]  # party 3, then party 5 again
+    assert dict(cbor2.loads(cbor_map(dup)))[-5] == 5  # a last-wins decoder reads 5
+    add(
+        "non-canonical-duplicate-claim",
+        "claims hold party twice (3 then 5): a first-wins and a last-wins reader would differ",
+        forge_bytes(es, cbor_map(dup)),
+        "non_canonical",
+    )
+    add(
+        "non-canonical-trailing-bytes",
+        "one byte after the claims map",
+        forge_bytes(es, canonical.dumps(claims) + b"\x00"),
+        "non_canonical",
+    )
+    add(
+        "non-canonical-claims-order",
+        "claims map keys in reverse order",
+        forge_bytes(es, cbor_map(pairs[::-1])),
+        "non_canonical",
+    )
+    long_iat = [
+        (k, b"\x1b" + claims[6].to_bytes(8, "big")) if k == canonical.dumps(6) else (k, v)
+        for k, v in pairs
+    ]
+    add(
+        "non-canonical-long-integer",
+        "iat in 8-byte form (its shortest form is 4 bytes)",
+        forge_bytes(es, cbor_map(long_iat)),
+        "non_canonical",
+    )
+    groups = canonical.dumps(-3)
+    indefinite = [
+        (k, b"\x9f" + b"".join(canonical.dumps(g) for g in claims[-3]) + b"\xff")
+        if k == groups
+        else (k, v)
+        for k, v in pairs
+    ]
+    add(
+        "non-canonical-indefinite-length",
+        "gate groups as an indefinite-length array",
+        forge_bytes(es, cbor_map(indefinite)),
+        "non_canonical",
+    )
+    kid = canonical.dumps(es.kid)
+    add(
+        "non-canonical-header-order",
+        "protected header {4: kid, 1: alg}: keys out of order",
+        forge_bytes(es, canonical.dumps(claims), b"\xa2\x04" + kid + b"\x01\x26"),
+        "non_canonical",
+    )
+    add(
+        "non-canonical-header-alg-long",
+        "protected header alg -7 as 0x38 0x06 (its shortest form is 0x26)",
+        forge_bytes(es, canonical.dumps(claims), b"\xa2\x01\x38\x06\x04" + kid),
+        "non_canonical",
+    )
+    add(
+        "bad-claims-null-optional",
+        "exp present as null: optional claims are absent, never null",
+        forge_bytes(es, cbor_map(claim_pairs({**claims, 4: None}))),
+        "bad_claims",
+    )
+
+    # --- documents: rollback, first version, strict deltas, encoding, retired signers --
+    docs = ROOT / "docs"
+    (docs / "snapshot-same-version.cose").write_bytes(sign_snapshot([], 2, sb.revoker))
+    (docs / "snapshot-older.cose").write_bytes(sign_snapshot([], 1, sb.revoker))
+    add(
+        "rollback-revocation-snapshot",
+        "held revocations v2 (snapshot v1 + delta v2) revoke it; an empty snapshot v2 and"
+        " an empty snapshot v1 are both refused (not newer) and it stays revoked",
+        revoked_permit.text,
+        "revoked",
+        trust="revoked",
+        apply=["docs/snapshot-same-version.cose", "docs/snapshot-older.cose"],
+        apply_expected=["rollback", "rollback"],
+    )
+    (docs / "version-zero.cose").write_bytes(
+        sb.revoker.sign1(
+            canonical.dumps({"kind": "revocation_snapshot", "v": 0, "body": {"ids": b""}})
+        )
+    )
+    both = revoked_permit.permit_id
+    (docs / "delta-add-and-remove.cose").write_bytes(
+        sb.revoker.sign1(
+            canonical.dumps(
+                {
+                    "kind": "revocation_delta",
+                    "v": 3,
+                    "body": {"base": 2, "add": both, "remove": both},
+                }
+            )
+        )
+    )
+    head_pairs = sorted(
+        (canonical.dumps(k), canonical.dumps(v))
+        for k, v in {"kind": "revocation_delta", "v": 3}.items()
+    )
+    body_pair = (canonical.dumps("body"), canonical.dumps({"base": 2, "remove": both}))
+    unsorted_doc = cbor_map([*head_pairs[::-1], body_pair])
+    (docs / "delta-non-canonical.cose").write_bytes(sb.revoker.sign1(unsorted_doc))
+    add(
+        "document-refusals",
+        "a document v0 (versions start at 1), a delta adding and removing one id, and a"
+        " delta whose payload keys are out of order are refused; the permit stays revoked",
+        revoked_permit.text,
+        "revoked",
+        trust="revoked",
+        apply=[
+            "docs/version-zero.cose",
+            "docs/delta-add-and-remove.cose",
+            "docs/delta-non-canonical.cose",
+        ],
+        apply_expected=["malformed", "malformed", "non_canonical"],
+    )
+
+    # trust/revoker-retired.json: the first revocation key retired (until) before AT; a
+    # second one signed the bundle's snapshot. A delta from the retired key is refused.
+    retired_at = AT - 3600
+    sb.add_issuer("revoker2", "ES256", issuer="central", roles=("revocation",))
+    sb.specs["revoker"].verify_until = retired_at
+    sb.publish_trust_list()
+    target = sb.issue_full(slot=SLOT, key="es256b", issued_at=T0)
+    snap2 = sign_snapshot([target.permit_id], 1, sb.specs["revoker2"].key)
+    bundle = sb.bundle()
+    retired_bundle = type(bundle)(
+        bundle.root_spki, bundle.root_alg, bundle.root_kid, bundle.trust_list, (snap2,)
+    )
+    (ROOT / "trust" / "revoker-retired.json").write_bytes(retired_bundle.to_bytes())
+    (docs / "delta-retired-signer.cose").write_bytes(
+        sign_delta(1, 2, sb.revoker, remove=[target.permit_id])
+    )
+    add(
+        "revocation-signer-retired",
+        "a delta un-revoking it, signed by a revocation key past its until, is refused",
+        target.text,
+        "revoked",
+        trust="revoker-retired",
+        apply=["docs/delta-retired-signer.cose"],
+        apply_expected=["key_not_valid"],
     )
     print(f"wrote {len(vectors)} vectors to {ROOT}")
 
