@@ -9,6 +9,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from gatepass.sim.audit import audit
 from gatepass.sim.simulation import SimOptions, run_simulation
 from gatepass.sim.site import actions_for, plan_day
@@ -59,3 +61,19 @@ def test_plan_is_deterministic_and_trips_hold_their_permits() -> None:
     acts = actions_for(a, 2)  # the bus boarding point
     assert acts[0].kind == "open" and acts[-1].kind == "close"
     assert [x.t for x in acts] == sorted(x.t for x in acts)
+
+
+@pytest.mark.broker
+@pytest.mark.slow
+def test_same_seed_same_totals_twice_at_20_gates(tmp_path: Path) -> None:
+    """The day is a function of the seed: two runs at 20 gates agree on every total."""
+    totals = []
+    for run in range(2):
+        res = run_simulation(SimOptions(gates=20, permits=800, hours=2, seed=11,
+                                        workdir=tmp_path / f"run{run}", day_seconds=4.0),
+                             threading.Event())
+        assert (res["lost"], res["counted_twice"], res["errors"]) == (0, 0, [])
+        totals.append({k: res[k] for k in ("gate_admissions", "central_admissions", "events",
+                                           "central_events", "conflicts", "anomalies")})
+    assert totals[0] == totals[1]
+    assert totals[0]["gate_admissions"] > 0
