@@ -45,7 +45,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from central.downlink import DownlinkSigner, Given, check_given
+from central.downlink import DownlinkSigner, Given, check_given, held_version
 from central.errors import CentralError, DownlinkError, StoreError
 from central.metrics import CentralMetrics
 from central.store.base import Store
@@ -151,6 +151,7 @@ class Aggregator:
         self._pipelined = store.pipelined
         self._closed = False
         self._lock = threading.Lock()  # counters below
+        self._give_lock = threading.Lock()  # one given document at a time
         self._messages = 0
         self._batches = 0
         self._received = 0
@@ -228,17 +229,21 @@ class Aggregator:
         given_registry = self._give_registry(raw)
         if given_registry is not None:
             return given_registry
-        given = check_given(raw, self._trust, now=self._clock())
-        if given.kind == documents.KIND_TRUST_LIST:
-            try:  # refuses an older list (rollback) before anything is relayed
-                self._trust.apply(given.raw)
-            except GatepassError as exc:
-                raise DownlinkError(f"trust list refused: {exc}") from None
-        self._store.add_document(
-            kind=given.kind, version=given.version, raw=given.raw, summary=given.summary,
-            now=self._clock(),
-        )
-        self._relay(given.kind, given.raw)
+        trust = self._trust
+        with self._give_lock:  # check, keep and relay as one step: no older one slips past
+            given = check_given(
+                raw, trust, now=self._clock(), held=lambda k: held_version(self._store, k, trust)
+            )
+            if given.kind == documents.KIND_TRUST_LIST:
+                try:  # installs it (check_newer again, against the list held)
+                    trust.apply(given.raw)
+                except GatepassError as exc:
+                    raise DownlinkError(f"trust list refused: {exc}") from None
+            self._store.add_document(
+                kind=given.kind, version=given.version, raw=given.raw, summary=given.summary,
+                now=self._clock(),
+            )
+            self._relay(given.kind, given.raw)
         return given
 
     def _give_registry(self, raw: bytes) -> Given | None:

@@ -11,22 +11,26 @@ The centre signs three kinds itself with its own key (root or ``central`` role):
 
 Trust lists and revocation snapshots/deltas are signed by the issuer (root or a
 ``revocation`` key) and only *relayed*: :func:`check_given` opens them with the
-centre's trust store first, so the centre never republishes garbage under its name.
+centre's trust store first (signer validity at ``now``), so the centre never
+republishes garbage under its name, and refuses any version at or below the newest it
+holds on that line (:func:`verifier.documents.check_newer` with :func:`held_version`):
+an old revocation snapshot can never become the retained one again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from central.errors import CentralConfigError, DownlinkError
+from central.errors import CentralConfigError, DocumentNotNewer, DownlinkError
 from verifier import documents
-from verifier.errors import DocumentRefused
+from verifier.errors import DocumentRefused, Reason
 from verifier.keys import SigningKey
 
 if TYPE_CHECKING:
+    from central.store.base import Store
     from verifier.trust import TrustStore
 
 #: Kinds the centre relays, and the retained-or-not topic each goes to (see sync.topics).
@@ -98,11 +102,40 @@ class Given:
     raw: bytes
 
 
-def check_given(raw: bytes, trust: TrustStore, *, now: float | None = None) -> Given:
-    """Open a trust list or revocation document given to the centre; refuse anything else."""
+def held_version(store: Store, kind: str, trust: TrustStore | None = None) -> int:
+    """Newest version the centre holds on ``kind``'s version line (0: none): the kept
+    documents of the line, and for trust lists also the list ``trust`` holds."""
+    line = documents.version_line(kind)
+    kinds = (
+        (documents.KIND_REVOCATION_SNAPSHOT, documents.KIND_REVOCATION_DELTA)
+        if line == documents.LINE_REVOCATIONS
+        else (kind,)
+    )
+    held = max((d.version for k in kinds for d in store.documents(k)[:1]), default=0)
+    if kind == documents.KIND_TRUST_LIST and trust is not None:
+        held = max(held, trust.version)
+    return held
+
+
+def check_given(
+    raw: bytes,
+    trust: TrustStore,
+    *,
+    now: float | None,
+    held: Callable[[str], int] | None = None,
+) -> Given:
+    """Open a trust list or revocation document given to the centre; refuse anything else.
+
+    ``held(kind)`` gives the newest version held on the document's line (see
+    :func:`held_version`); a document not newer raises :class:`DocumentNotNewer`.
+    """
     try:
         doc = documents.read_document(raw, RELAYED_KINDS, trust, now=now)
+        if held is not None:
+            documents.check_newer(doc, held(doc.kind))
     except DocumentRefused as exc:
+        if exc.reason in (Reason.ROLLBACK, Reason.VERSION_GAP):
+            raise DocumentNotNewer(f"document refused: {exc}") from None
         raise DownlinkError(f"document refused: {exc}") from None
     return Given(doc.kind, doc.version, _summary(doc.kind, doc.body), bytes(raw))
 

@@ -9,6 +9,7 @@ Tree::
         ├── GateMismatch (ValueError)          an event batch names another gate than its topic
         ├── BodyTooLarge (ValueError)          an HTTP request body exceeds the configured limit
         └── DownlinkError (ValueError)         a document given for the downlink is refused
+            └── DocumentNotNewer               ... because the centre holds that version or newer
 """
 
 from __future__ import annotations
@@ -38,3 +39,7 @@ class BodyTooLarge(CentralError, ValueError):
 
 class DownlinkError(CentralError, ValueError):
     """A document given to the centre for the downlink is malformed or refused."""
+
+
+class DocumentNotNewer(DownlinkError):
+    """A given document is not newer than what the centre holds on its line (HTTP 409)."""

@@ -30,7 +30,13 @@ from typing import TYPE_CHECKING, Any, Final
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from central.dashboard.api import build_summary
-from central.errors import BodyTooLarge, CentralError, DownlinkError, StoreError
+from central.errors import (
+    BodyTooLarge,
+    CentralError,
+    DocumentNotNewer,
+    DownlinkError,
+    StoreError,
+)
 
 if TYPE_CHECKING:
     from central.config import SiteConfig
@@ -208,6 +214,9 @@ def _handler_for(app: DashboardServer) -> type[BaseHTTPRequestHandler]:
                 return
             try:
                 given = app.give(raw)
+            except DocumentNotNewer as exc:  # rollback or a gap: nothing changed
+                self._error(HTTPStatus.CONFLICT, str(exc))
+                return
             except DownlinkError as exc:
                 self._error(HTTPStatus.UNPROCESSABLE_ENTITY, str(exc))
                 return
