@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from gate_agent.clock import TimeReading, TrustedClock
 from gate_agent.config import AgentConfig
@@ -35,6 +36,7 @@ from gate_agent.ledger import Ledger, Recorded
 from gate_agent.policy import Decision, GateState, decide, decide_refused
 from gate_agent.reasons import FLAG_PARTIAL, GateReason, Verdict
 from gate_agent.trust import GateTrust
+from hardware.errors import SourceGaveUp
 from sync.schema import GateEvent
 from verifier.errors import PermitRefused
 from verifier.permit import VerifiedPermit
@@ -56,6 +58,9 @@ OVERRIDE_LINK_S = 120.0  # an override right after a refusal applies to that per
 NOTE_MAX = 500
 TIME_NOTE_MIN = 5
 HEALTH_PERIOD_S = 2.0
+#: Source states in health and on the console: delivering, reopening, done, given up.
+SOURCE_UP, SOURCE_RECONNECTING, SOURCE_FINISHED, SOURCE_FAILED = (
+    "up", "reconnecting", "finished", "failed")
 
 
 class SyncLink(Protocol):
@@ -117,6 +122,40 @@ class _Metrics:
         )
 
 
+class _SourceCollector:
+    """Source gauges and counters, read from the source when Prometheus scrapes.
+
+    Computed at scrape time, so the per-frame path only stores a monotonic timestamp.
+    """
+
+    def __init__(self, agent: GateAgent) -> None:
+        self._agent = agent
+
+    def describe(self) -> list[Metric]:
+        return []  # unchecked: the metric names depend on nothing registered elsewhere
+
+    def collect(self) -> list[Metric]:
+        info = self._agent.source_health()
+        if info is None:
+            return []
+        up = GaugeMetricFamily("gatepass_agent_source_up",
+                               "1 while the frame source delivers, 0 while down or ended")
+        up.add_metric([], 1.0 if info["state"] == SOURCE_UP else 0.0)
+        age = GaugeMetricFamily("gatepass_agent_source_last_frame_age_seconds",
+                                "Seconds since the frame loop last got a frame (or started)")
+        age.add_metric([], float(info["last_frame_age_s"]))
+        down = GaugeMetricFamily("gatepass_agent_source_down_seconds",
+                                 "How long the current source outage has lasted (0 while up)")
+        down.add_metric([], float(info.get("down_for_s") or 0.0))
+        drops = CounterMetricFamily("gatepass_agent_source_disconnects",
+                                    "Frame source outages (a drop and its failed retries)")
+        drops.add_metric([], float(info.get("disconnects") or 0))
+        back = CounterMetricFamily("gatepass_agent_source_reconnects",
+                                   "Frame source returns after an outage")
+        back.add_metric([], float(info.get("reconnects") or 0))
+        return [up, age, down, drops, back]
+
+
 def _permit_view(p: VerifiedPermit) -> dict[str, Any]:
     return {
         "type": p.ptype, "slot_start": p.slot_start, "slot_end": p.slot_end, "party": p.party,
@@ -173,6 +212,7 @@ class GateAgent:
         self._mono = mono
         self.metrics_registry = registry if registry is not None else CollectorRegistry()
         self._m = _Metrics(self.metrics_registry)
+        self.metrics_registry.register(_SourceCollector(self))  # type: ignore[arg-type]
         # One decision at a time: usage is read, decided on and committed as one step.
         self._decide_lock = threading.RLock()
         self._state_lock = threading.Condition()
@@ -194,6 +234,13 @@ class GateAgent:
         self._fps = 0.0
         self._decode_ms: collections.deque[float] = collections.deque(maxlen=101)
         self._frame_times: collections.deque[float] = collections.deque(maxlen=120)
+        # Frame-loop progress, read by health, metrics and the systemd watchdog.
+        self._loop_started_mono = mono()
+        self._last_frame_mono: float | None = None
+        self._busy_since: float | None = None
+        self._source_failure: str | None = None
+        self._source_finished = False
+        self._source_state_shown: str | None = None
         #: Last applied version per downlink line (seeds sync after a restart).
         self.downlink_versions: dict[str, int] = {}
         self._stop = threading.Event()
@@ -275,20 +322,89 @@ class GateAgent:
                 log.exception("clock poll or health refresh failed")
 
     def _frame_loop(self) -> None:
+        """Read and process frames until the agent stops; never ends silently.
+
+        The source reopens itself after a failure (hardware.sources.reopen); what reaches
+        here is final: ``SourceGaveUp`` (or any other error) records a fatal state that
+        ``gatepass agent run`` turns into a non-zero exit, and the end of a finite source
+        (a folder read once, a video file) is logged and shown on health and console.
+        """
         assert self.source is not None
+        self._loop_started_mono = self._mono()
         while not self._stop.is_set():
             try:
                 frame = self.source.read()
-            except Exception:
-                log.exception("frame source failed; stopping the frame loop")
-                break
+            except SourceGaveUp as exc:
+                self._source_failed(str(exc))
+                return
+            except Exception as exc:
+                log.exception("frame source failed")
+                name = getattr(self.source, "name", "source")
+                self._source_failed(f"{name} failed: {type(exc).__name__}: {exc}")
+                return
             if frame is None:
-                log.info("frame source finished")
-                break
+                if not self._stop.is_set():
+                    log.warning("frame source finished: no more frames will be read",
+                                extra={"source": getattr(self.source, "name", None)})
+                    self._source_finished = True
+                    self._touch()
+                return
+            self._last_frame_mono = self._busy_since = self._mono()
             try:
                 self.process_frame(frame)
             except Exception:  # one bad frame must not stop the gate
                 log.exception("frame %d could not be processed", frame.index)
+            finally:
+                self._busy_since = None
+
+    def _source_failed(self, why: str) -> None:
+        log.error("frame source gave up: %s", why,
+                  extra={"source": getattr(self.source, "name", None)})
+        self._source_failure = why
+        self._touch()
+
+    @property
+    def source_failure(self) -> str | None:
+        """Why the frame source gave up for good (the agent should exit), or ``None``."""
+        return self._source_failure
+
+    def frame_loop_healthy(self, max_busy_s: float) -> bool:
+        """True while the frame loop makes progress (for the systemd watchdog).
+
+        Waiting on the source is healthy (a quiet scanner, a camera being reopened: the
+        source's own give-up time bounds that); one frame in processing for longer than
+        ``max_busy_s``, a source that gave up, or a frame thread that died are not.
+        """
+        if self.source is None:
+            return True
+        if self._source_failure is not None:
+            return False
+        busy = self._busy_since
+        if busy is not None and self._mono() - busy > max_busy_s:
+            return False
+        if self._stop.is_set() or self._source_finished:
+            return True
+        return any(th.name == "gate-agent-frames" and th.is_alive() for th in self._threads)
+
+    def source_health(self) -> dict[str, Any] | None:
+        """The source's status plus the loop's view: state and seconds since the last frame."""
+        if self.source is None:
+            return None
+        info = self._device_health(self.source, "status") or {}
+        if self._source_failure is not None:
+            state = SOURCE_FAILED
+            info["error"] = self._source_failure
+        elif self._source_finished:
+            state = SOURCE_FINISHED
+        elif info.get("connected") is False or info.get("ok") is False:
+            state = SOURCE_RECONNECTING
+        else:
+            state = SOURCE_UP
+        last = self._last_frame_mono
+        since = last if last is not None else self._loop_started_mono
+        info["state"] = state
+        info["last_frame_age_s"] = round(max(0.0, self._mono() - since), 1)
+        return info
 
     # -- the pipeline ------------------------------------------------------------------
 
@@ -530,6 +646,14 @@ class GateAgent:
             self._bump()
 
     def _refresh_health(self) -> None:
+        source = self.source_health()
+        if source is not None:
+            state = source["state"]
+            # Consoles re-render on a version change: on a state change, and every
+            # refresh while reconnecting so the banner's seconds keep counting.
+            if state != self._source_state_shown or state == SOURCE_RECONNECTING:
+                self._source_state_shown = state
+                self._touch()
         r = self.clock.now()
         self._m.clock_trusted.set(1 if r.trusted else 0)
         fps = self._current_fps()
@@ -613,7 +737,7 @@ class GateAgent:
             "clock": r.confidence, "sync_backlog": self._backlog() or 0,
             "online": self._sync_online, "clock_jumps": self.clock.jumps,
             "outputs": self._device_health(self.outputs, "health"),
-            "source": self._device_health(self.source, "status"),
+            "source": self.source_health(),
         }
         return snap
 

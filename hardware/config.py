@@ -20,7 +20,39 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class OpenCVSourceConfig(_Model):
+class _Reopening(_Model):
+    """Reopen settings shared by every source that can drop out (hardware.sources.reopen).
+
+    A source that fails (camera unplugged, stream lost, scanner removed, folder gone) is
+    closed and reopened after ``reconnect_delay_s``, doubling up to
+    ``max_reconnect_delay_s`` with up to 20 % jitter; after ``give_up_after_s`` away it
+    raises ``SourceGaveUp`` and the agent exits non-zero, so systemd restarts it.
+    """
+
+    reconnect_delay_s: float = Field(
+        default=1.0, gt=0, le=3600, description="First wait before reopening a dropped source."
+    )
+    max_reconnect_delay_s: float = Field(
+        default=10.0, gt=0, le=3600,
+        description="Longest wait between reopen attempts (the wait doubles up to this).",
+    )
+    give_up_after_s: float | None = Field(
+        default=60.0, gt=0,
+        description="Raise SourceGaveUp when a dropped source stays away this long (the "
+        "agent then exits non-zero for systemd to restart it); None retries for ever.",
+    )
+
+    @model_validator(mode="after")
+    def _delays_in_order(self) -> _Reopening:
+        if self.max_reconnect_delay_s < self.reconnect_delay_s:
+            raise ValueError(
+                f"max_reconnect_delay_s ({self.max_reconnect_delay_s:g}) must not be below "
+                f"reconnect_delay_s ({self.reconnect_delay_s:g})"
+            )
+        return self
+
+
+class OpenCVSourceConfig(_Reopening):
     """A camera, stream or video file read through ``cv2.VideoCapture``."""
 
     kind: Literal["opencv"] = Field(description="Selects the OpenCV capture backend.")
@@ -44,29 +76,26 @@ class OpenCVSourceConfig(_Model):
         description="Read on a grabber thread and deliver only the newest frame; None = yes "
         "for cameras and streams, no for video files.",
     )
-    reconnect_delay_s: float = Field(
-        default=1.0, gt=0, description="First wait before reopening a dropped camera."
-    )
-    max_reconnect_delay_s: float = Field(
-        default=10.0, gt=0, description="Longest wait between reopen attempts (doubling backoff)."
-    )
-    give_up_after_s: float | None = Field(
-        default=None, gt=0,
-        description="Raise SourceUnavailable when a dropped camera stays away this long; "
-        "None retries until the source is closed.",
+    stall_after_s: float | None = Field(
+        default=10.0, gt=0,
+        description="A stream URL that delivers no frame for this long counts as dropped "
+        "(OpenCV's open and read timeouts); None keeps OpenCV's own timeouts.",
     )
 
 
-class FolderSourceConfig(_Model):
+class FolderSourceConfig(_Reopening):
     """Image files from a folder in name order, for tests and batch checks."""
 
     kind: Literal["folder"] = Field(description="Selects the image-folder backend.")
     path: str = Field(description="Folder holding the images.")
     pattern: str = Field(default="*", description="Glob of the files to read within the folder.")
-    loop: bool = Field(default=False, description="Start again after the last image.")
+    loop: bool = Field(
+        default=False,
+        description="Start again after the last image (the folder is listed again each pass).",
+    )
 
 
-class Picamera2SourceConfig(_Model):
+class Picamera2SourceConfig(_Reopening):
     """The Raspberry Pi camera through picamera2 (only importable on a Pi)."""
 
     kind: Literal["picamera2"] = Field(description="Selects the picamera2 backend.")
@@ -74,10 +103,19 @@ class Picamera2SourceConfig(_Model):
     width: int = Field(default=1280, gt=0, description="Frame width in pixels.")
     height: int = Field(default=720, gt=0, description="Frame height in pixels.")
     fps: float | None = Field(default=None, gt=0, description="Frame rate; None keeps the default.")
+    stall_after_s: float = Field(
+        default=5.0, gt=0,
+        description="No frame for this long counts as an unplugged camera (reopened).",
+    )
 
 
-class WedgeSourceConfig(_Model):
-    """A keyboard-wedge handheld scanner: one payload per line."""
+class WedgeSourceConfig(_Reopening):
+    """A keyboard-wedge handheld scanner: one payload per line.
+
+    An evdev scanner that is unplugged is reopened (the reopen settings apply). Standard
+    input cannot be reopened: end of input on a pipe or terminal raises ``SourceGaveUp`` at
+    once (the agent exits non-zero), while a regular file or in-memory stream just ends.
+    """
 
     kind: Literal["wedge"] = Field(description="Selects the keyboard-wedge backend.")
     device: str = Field(

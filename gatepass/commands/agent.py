@@ -1,7 +1,9 @@
 """``gatepass agent run|scan|check-config``: the gate agent process and its offline tools.
 
 - ``run --config FILE``: the agent with its camera, outputs, console and (with
-  ``[broker]``) sync, until SIGINT/SIGTERM; SIGHUP re-reads the rules from FILE.
+  ``[broker]``) sync, until SIGINT/SIGTERM; SIGHUP re-reads the rules from FILE. Exits 3
+  when the frame source could not be reopened within its ``give_up_after_s``; under
+  systemd it sends READY=1 and (with ``WatchdogSec=``) WATCHDOG=1 while frames flow.
 - ``scan --config FILE IMAGE... [--at ISO8601] [--ledger FILE]``: decode, verify and decide
   on image files, one JSON object per code found (at least ``verdict`` and ``reason``).
   Without ``--ledger`` nothing is kept between calls; with it, a second scan of the same
@@ -150,6 +152,11 @@ def _emit(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+#: Exit code of ``agent run`` when its frame source could not be reopened (systemd's
+#: ``Restart=on-failure`` restarts it; 1 is a config or start-up error, 2 a usage error).
+EXIT_SOURCE_GAVE_UP = 3
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import contextlib
 
@@ -157,6 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gate_agent.config import load_config
     from gate_agent.errors import ConfigError
     from gate_agent.logs import use_json_logs
+    from gate_agent.watchdog import SdNotify, Watchdog, watchdog_interval_s
 
     cfg = load_config(args.config)
     if not args.text_logs:
@@ -164,14 +172,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gatepass.stopsignals import StopSignals
 
     signals = StopSignals(reload=True).install()
+    notifier = SdNotify.from_env()
+    failure: str | None = None
     try:
         with contextlib.ExitStack() as stack:
             agent = stack.enter_context(assemble(cfg))
-            from gate_agent.decode import availability_note
-
-            if (note := availability_note(cfg.decoder)) is not None:  # e.g. no libzbar0
-                log.warning("decoder backend missing: %s", note)
-                print(f"gatepass: note: {note}", file=sys.stderr, flush=True)
             if cfg.broker is not None:
                 from gate_agent.uplink import open_sync
 
@@ -187,15 +192,31 @@ def cmd_run(args: argparse.Namespace) -> int:
                 log.info("console listening", extra={"url": server.url})
                 print(f"gatepass agent: console at {server.url}", file=sys.stderr, flush=True)
             agent.start()
+            stack.callback(notifier.close)
+            interval = watchdog_interval_s()
+            if notifier.enabled and interval is not None:
+                # Stopped before the agent (the stack unwinds in reverse): no ping while
+                # the agent shuts down.
+                stack.callback(Watchdog(notifier, interval, agent.frame_loop_healthy)
+                               .start().close)
+            notifier.ready(f"gate {cfg.gate} running")
             print(f"gatepass agent: gate {cfg.gate} running ({cfg.mode})", file=sys.stderr,
                   flush=True)
             while not signals.stop.wait(0.5):
+                failure = agent.source_failure
+                if failure is not None:
+                    break  # the source gave up: exit non-zero so systemd restarts us
                 if signals.take_reload():
                     try:
                         agent.reload_config(load_config(args.config))
                     except ConfigError as exc:
                         log.error("config reload refused: %s", exc)
+            notifier.stopping()
     finally:
         signals.close()
+    if failure is not None:
+        print(f"gatepass: error: frame source {failure}; exiting so the service manager "
+              "restarts the gate", file=sys.stderr, flush=True)
+        return EXIT_SOURCE_GAVE_UP
     print("gatepass agent: stopped cleanly", file=sys.stderr, flush=True)
     return 0

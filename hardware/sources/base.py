@@ -38,7 +38,10 @@ class SourceStatus:
     """What a source reports about itself (for the agent's health and the console).
 
     ``skipped`` counts unusable inputs (corrupt files, over-long lines); ``dropped``
-    counts good frames passed over to deliver a newer one.
+    counts good frames passed over to deliver a newer one. ``disconnects`` counts outages
+    (a drop and the failed reopen attempts after it are one), ``reconnects`` the returns;
+    ``down_for_s`` is how long the current outage has lasted (``None`` while up) and
+    ``gave_up`` is true once the source stopped trying (``SourceGaveUp`` was raised).
     """
 
     name: str
@@ -50,6 +53,8 @@ class SourceStatus:
     skipped: int
     last_error: str | None
     dropped: int = 0
+    down_for_s: float | None = None
+    gave_up: bool = False
 
 
 class FrameSource(ABC):

@@ -4,6 +4,14 @@ A wedge scanner types the payload and presses Enter. Lines are read on a named
 thread into a queue so ``close()`` from another thread ends a waiting ``read()``.
 From evdev, key events are turned into characters with a US layout (what wedge
 scanners emulate by default).
+
+Unplugging: an evdev scanner that is pulled out fails its read with ``OSError``
+(``ENODEV``); the source reopens the device path with back-off like an unplugged camera
+(:mod:`hardware.sources.reopen`), and a scanner missing at start is waited for. Standard
+input cannot be reopened by anyone but whoever started the process, so end of input on a
+pipe, terminal or socket (the feeding process died, the terminal hung up) raises
+``SourceGaveUp`` at once: the agent exits non-zero and systemd restarts it with a fresh
+standard input. A regular file or in-memory stream is a replay, and simply ends.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import contextlib
 import os
 import queue
 import select
+import stat
 import sys
 import threading
 import time
@@ -19,8 +28,9 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from hardware.config import WedgeSourceConfig
-from hardware.errors import DriverMissing, SourceUnavailable
-from hardware.sources.base import Clock, Frame, FrameSource, log
+from hardware.errors import DriverMissing, SourceDisconnected, SourceGaveUp
+from hardware.sources.base import Clock, log
+from hardware.sources.reopen import IDLE, Capture, Idle, ReopeningSource, ReopenPolicy
 
 _EOF = object()
 #: How often a waiting ``read()`` checks whether the source was closed.
@@ -82,7 +92,14 @@ class KeyAssembler:
         return None
 
 
-class WedgeSource(FrameSource):
+class _Failed:
+    """Queued by a reader thread whose input failed: ``_next()`` raises it in order."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+class WedgeSource(ReopeningSource):
     """Scanned lines as frames with ``text`` set (``image`` is ``None``)."""
 
     def __init__(
@@ -92,39 +109,82 @@ class WedgeSource(FrameSource):
         clock: Clock = time.monotonic,
         stream: IO[bytes] | None = None,
     ) -> None:
-        super().__init__(clock=clock)
+        super().__init__(clock=clock, policy=ReopenPolicy.from_config(cfg))
         self.cfg = cfg
         self._queue: queue.Queue[Any] = queue.Queue()
         self._device: Any = None
+        self._thread: threading.Thread | None = None
+        self._evdev: Any = None
         if cfg.device == "stdin":
             self.name = "wedge:stdin"
             self._stream = stream if stream is not None else sys.stdin.buffer
-            target = self._read_stream
+            self._start(wait_for_device=False)
         else:
             self.name = f"wedge:{cfg.device}"
-            self._device = self._open_evdev(cfg.device, cfg.grab)
+            try:
+                import evdev
+            except ImportError as exc:
+                raise DriverMissing("evdev is not installed (pip install 'gatepass[pi]')") from exc
+            self._evdev = evdev
+            # A USB scanner may enumerate after the agent starts: waited for like a drop.
+            self._start(wait_for_device=True)
+
+    # -- the device --------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        if self._evdev is None:
+            if self._thread is not None:
+                raise SourceGaveUp(f"{self.name}: standard input cannot be reopened")
+            target = self._read_stream
+        else:
+            self._device = self._open_evdev(self.cfg.device, self.cfg.grab)
             target = self._read_evdev
-        self._connected = True
+        # One queue per connection: lines of a device that failed stay with it.
+        self._queue = queue.Queue()
         # Daemon as a last resort: should a read ever block, it must not keep the
         # process alive after close().
-        self._thread = threading.Thread(target=target, name=f"{self.name}-reader", daemon=True)
+        self._thread = threading.Thread(target=target, args=(self._queue,),
+                                        name=f"{self.name}-reader", daemon=True)
         self._thread.start()
 
-    @staticmethod
-    def _open_evdev(path: str, grab: bool) -> Any:
+    def _open_evdev(self, path: str, grab: bool) -> Any:
         try:
-            import evdev
-        except ImportError as exc:
-            raise DriverMissing("evdev is not installed (pip install 'gatepass[pi]')") from exc
-        try:
-            device = evdev.InputDevice(path)
-            if grab:
-                device.grab()
+            device = self._evdev.InputDevice(path)
         except OSError as exc:
-            raise SourceUnavailable(f"cannot open input device {path}: {exc.strerror}") from exc
+            raise SourceDisconnected(
+                f"cannot open input device {path}: {exc.strerror or exc}") from exc
+        if grab:
+            try:
+                device.grab()
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    device.close()
+                raise SourceDisconnected(
+                    f"cannot grab input device {path}: {exc.strerror or exc}") from exc
         return device
 
-    def _put_line(self, line: bytes) -> None:
+    def _disconnect(self) -> None:
+        device, self._device = self._device, None
+        if device is not None:
+            with contextlib.suppress(OSError):
+                device.close()
+        th = self._thread
+        if th is not None and th is not threading.current_thread() and self._evdev is not None:
+            th.join(timeout=0.5)
+            if th.is_alive():
+                log.warning("%s: reader thread did not stop", self.name)
+
+    def _close(self) -> None:
+        super()._close()
+        th = self._thread
+        if th is not None and th is not threading.current_thread():
+            th.join(timeout=0.5)
+            if th.is_alive():
+                log.warning("%s: reader thread did not stop", self.name)
+
+    # -- reader threads ------------------------------------------------------------------
+
+    def _put_line(self, q: queue.Queue[Any], line: bytes) -> None:
         line = line.rstrip(b"\r\n")
         if not line:
             return
@@ -132,24 +192,40 @@ class WedgeSource(FrameSource):
             self._skipped += 1
             self._report("dropped a %d-byte line (limit %d)", len(line), self.cfg.max_line_bytes)
             return
-        self._queue.put((line, self._clock()))
+        q.put((line, self._clock()))
 
-    def _read_stream(self) -> None:
+    def _stream_is_finite(self) -> bool:
+        """A regular file or in-memory stream ends; a pipe, terminal or socket is live."""
+        try:
+            fd = self._stream.fileno()
+        except (OSError, ValueError, AttributeError):
+            return True
+        try:
+            return stat.S_ISREG(os.fstat(fd).st_mode)
+        except OSError:
+            return False
+
+    def _read_stream(self, q: queue.Queue[Any]) -> None:
         try:
             fd = self._stream.fileno()
         except (OSError, ValueError, AttributeError):
             fd = None  # an in-memory stream: plain blocking reads cannot hang
+        finite = self._stream_is_finite()
         try:
             if fd is None:
-                self._read_lines(iter(lambda: self._stream.read(4096), b""))
+                self._read_lines(q, iter(lambda: self._stream.read(4096), b""))
             else:
-                self._read_lines(self._poll_fd(fd))
+                self._read_lines(q, self._poll_fd(fd))
         except (OSError, ValueError) as exc:  # ValueError: stream closed under us
             if not self._closed.is_set():
-                self._last_error = f"input failed: {exc}"
-                self._report("input failed: %s", exc)
-        finally:
-            self._queue.put(_EOF)
+                q.put(_Failed(SourceGaveUp(
+                    f"{self.name}: standard input failed ({exc}); it cannot be reopened")))
+                return
+        if finite or self._closed.is_set():
+            q.put(_EOF)
+        else:
+            q.put(_Failed(SourceGaveUp(
+                f"{self.name}: standard input was closed (end of input); it cannot be reopened")))
 
     def _poll_fd(self, fd: int) -> Iterator[bytes]:
         # select() with a timeout, so close() stops this thread even on a silent terminal
@@ -163,7 +239,7 @@ class WedgeSource(FrameSource):
                 return
             yield chunk
 
-    def _read_lines(self, chunks: Iterator[bytes]) -> None:
+    def _read_lines(self, q: queue.Queue[Any], chunks: Iterator[bytes]) -> None:
         limit = self.cfg.max_line_bytes
         buf = b""
         overlong = False
@@ -174,7 +250,7 @@ class WedgeSource(FrameSource):
                 if overlong:
                     overlong = False  # the tail of a line already dropped
                     continue
-                self._put_line(line)
+                self._put_line(q, line)
             if len(buf) > limit + 1:
                 # Drop the whole line, not a truncated payload that might still verify.
                 if not overlong:
@@ -183,44 +259,34 @@ class WedgeSource(FrameSource):
                 overlong = True
                 buf = b""
         if buf and not overlong:
-            self._put_line(buf)
+            self._put_line(q, buf)
 
-    def _read_evdev(self) -> None:
+    def _read_evdev(self, q: queue.Queue[Any]) -> None:
         keys = KeyAssembler()
+        device = self._device
         try:
-            for event in self._device.read_loop():
+            for event in device.read_loop():
                 if event.type != 1:  # EV_KEY
                     continue
                 line = keys.feed(event.code, event.value)
                 if line is not None:
-                    self._put_line(line)
-        except OSError as exc:
+                    self._put_line(q, line)
+        except (OSError, ValueError) as exc:  # ValueError: the fd was closed under us
             if not self._closed.is_set():
-                self._disconnects += 1
-                self._last_error = f"input device failed: {exc}"
-                self._report("input device failed: %s", exc)
-        finally:
-            self._queue.put(_EOF)
+                q.put(_Failed(SourceDisconnected(f"input device failed: {exc}")))
+                return
+        q.put(_Failed(SourceDisconnected("input device stopped sending events")))
 
-    def _read(self) -> Frame | None:
-        while not self._closed.is_set():
-            try:
-                item = self._queue.get(timeout=_POLL_S)
-            except queue.Empty:
-                continue
-            if item is _EOF:
-                self._connected = False
-                return None
-            line, t = item
-            return self._frame(None, line, t)
-        return None
+    # -- the loop --------------------------------------------------------------------------
 
-    def _close(self) -> None:
-        device, self._device = self._device, None
-        if device is not None:
-            with contextlib.suppress(OSError):
-                device.close()
-        self._thread.join(timeout=0.5)
-        if self._thread.is_alive():
-            log.warning("%s: reader thread did not stop", self.name)
-        self._connected = False
+    def _next(self) -> Capture | Idle | None:
+        try:
+            item = self._queue.get(timeout=_POLL_S)
+        except queue.Empty:
+            return IDLE
+        if item is _EOF:
+            return None
+        if isinstance(item, _Failed):
+            raise item.error
+        line, t = item
+        return Capture(None, line, t)
