@@ -264,8 +264,10 @@ def check_validity(dcc: VerifiedDcc, now: float, *, skew_s: float = 0.0) -> None
         raise DccRefused(Reason.KEY_NOT_VALID, "signer certificate not valid at this time")
     if dcc.issued_at > now + skew_s:
         raise DccRefused(Reason.ISSUED_IN_FUTURE, "issued after the verification time")
-    # RFC 8392: exp is the time "on or after which" the token must not be accepted.
-    if now - skew_s >= dcc.expires_at:
+    # The DCC ecosystem (dgc-testdata's validation clock at exactly exp expects a pass)
+    # treats exp as the last valid instant: valid while now <= exp. gatepass's own permits
+    # keep RFC 8392's "on or after exp is expired" (verifier.verify).
+    if now - skew_s > dcc.expires_at:
         raise DccRefused(Reason.EXPIRED, "expired")
 
 

@@ -247,7 +247,8 @@ def test_bad_claims_after_a_good_signature(
         (IAT - 1, Reason.ISSUED_IN_FUTURE),
         (IAT, None),
         (EXP - 1, None),
-        (EXP, Reason.EXPIRED),
+        (EXP, None),  # DCC: exp is the last valid instant (gatepass permits: expired)
+        (EXP + 1, Reason.EXPIRED),
         (EXP + 86400, Reason.EXPIRED),
     ],
 )

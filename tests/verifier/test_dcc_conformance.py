@@ -223,6 +223,33 @@ def test_cli_reports_a_flipped_flag(dcc_dir: Path, tmp_path: Path) -> None:
     assert "MISMATCH XX/2DCode/raw/1.json EXPECTEDVERIFY" in text.stdout
 
 
+def test_validation_clock_at_exp_passes_one_second_later_expires(
+    dcc_dir: Path, tmp_path: Path
+) -> None:
+    """The DCC boundary: a validation clock exactly at ``exp`` expects a pass."""
+    from datetime import UTC, datetime
+
+    from verifier import dcc
+    from verifier.x509 import parse_certificate
+
+    good = json.loads((dcc_dir / "AT/2DCode/raw/1.json").read_text())
+    cert = parse_certificate(base64.b64decode(good["TESTCTX"]["CERTIFICATE"]))
+    exp = dcc.verify(bytes.fromhex(good["COSE"]), [cert]).expires_at
+    target = tmp_path / "XB/2DCode/raw"
+    target.mkdir(parents=True)
+    for name, clock, want in (("at-exp", exp, True), ("after-exp", exp + 1, False)):
+        iso = datetime.fromtimestamp(clock, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        case = {**good, "TESTCTX": {**good["TESTCTX"], "VALIDATIONCLOCK": iso}}
+        case["EXPECTEDRESULTS"] = {"EXPECTEDVERIFY": True, "EXPECTEDEXPIRATIONCHECK": want}
+        (target / f"{name}.json").write_text(json.dumps(case))
+    done = _cli(str(tmp_path), "--json")
+    out = json.loads(done.stdout)
+    assert done.returncode == 0 and out["mismatches"] == [], done.stdout
+    by_name = {Path(c["file"]).stem: c for c in out["cases"]}
+    assert by_name["at-exp"]["checks"]["EXPECTEDEXPIRATIONCHECK"] is True
+    assert by_name["after-exp"]["checks"]["EXPECTEDEXPIRATIONCHECK"] is False
+
+
 def test_cli_survives_hostile_case_files(dcc_dir: Path, tmp_path: Path) -> None:
     target = tmp_path / "ZZ/2DCode/raw"
     target.mkdir(parents=True)
