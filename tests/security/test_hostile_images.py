@@ -1,7 +1,7 @@
 """Hostile image files given to ``verify --image``, ``decode`` and ``agent scan`` (#9 item 7).
 
-Each command runs as a real subprocess; its peak memory and CPU time come from
-``os.wait4`` on that child alone. A decompression bomb (a real 389 KB PNG of
+Each command runs as a real subprocess of a small launcher, which reports that child's
+own peak memory and CPU time (``os.wait4``). A decompression bomb (a real 389 KB PNG of
 20000x20000 zero pixels), a FIFO, a device, a directory, a 40,000-pixel-wide image, an
 oversized file and truncated or corrupt PNG/JPEG files must each end in exactly one
 ``gatepass: error: ...`` line and a non-zero exit, never a hang, a traceback or
@@ -17,7 +17,6 @@ import resource
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,26 +52,43 @@ class Run:
         return [ln for ln in self.stderr.splitlines() if ln.startswith("gatepass: error:")]
 
 
-def run_child(argv: list[str], tmp: Path, env: dict[str, str] | None = None) -> Run:
-    """Run ``argv`` to completion and measure that child alone (``os.wait4``)."""
+#: Runs one command and reports its own rusage. The kernel carries a process's peak RSS
+#: across fork and exec, so a child of the (large, long-lived) pytest process would
+#: report pytest's peak; a child of this small launcher reports its own.
+LAUNCHER = r"""
+import json, os, subprocess, sys, time
+argv, out, err, cwd, deadline = json.loads(sys.argv[1])
+with open(out, "wb") as o, open(err, "wb") as e:
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=o, stderr=e, cwd=cwd)
+end = time.monotonic() + deadline
+while True:
+    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+    if pid:
+        break
+    if time.monotonic() > end:
+        proc.kill()
+        os.waitpid(proc.pid, 0)
+        print(json.dumps({"timed_out": True}))
+        sys.exit(0)
+    time.sleep(0.02)
+print(json.dumps({"timed_out": False, "rc": os.waitstatus_to_exitcode(status),
+                  "maxrss_kib": usage.ru_maxrss, "cpu_s": usage.ru_utime + usage.ru_stime}))
+"""
+
+
+def run_child(argv: list[str], tmp: Path) -> Run:
+    """Run ``argv`` to completion (or fail after the deadline) and measure it alone."""
     out_path, err_path = tmp / "child.out", tmp / "child.err"
-    with out_path.open("wb") as out, err_path.open("wb") as err:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                cwd=tmp, env=env)
-    deadline = time.monotonic() + WALL_DEADLINE_S
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
-            proc.kill()
-            os.waitpid(proc.pid, 0)
-            pytest.fail(f"{argv[3:]} still running after {WALL_DEADLINE_S:.0f} s: it hangs")
-        time.sleep(0.02)
-    proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped by wait4
-    return Run(rc=proc.returncode, stdout=out_path.read_text(), stderr=err_path.read_text(),
-               max_rss_bytes=usage.ru_maxrss * 1024,  # Linux reports KiB
-               cpu_s=usage.ru_utime + usage.ru_stime)
+    spec = json.dumps([argv, str(out_path), str(err_path), str(tmp), WALL_DEADLINE_S])
+    launcher = subprocess.run([sys.executable, "-c", LAUNCHER, spec], capture_output=True,
+                              text=True, timeout=WALL_DEADLINE_S + 60)
+    assert launcher.returncode == 0, launcher.stderr
+    report = json.loads(launcher.stdout)
+    if report["timed_out"]:
+        pytest.fail(f"{argv[3:]} still running after {WALL_DEADLINE_S:.0f} s: it hangs")
+    return Run(rc=report["rc"], stdout=out_path.read_text(), stderr=err_path.read_text(),
+               max_rss_bytes=report["maxrss_kib"] * 1024,  # Linux reports KiB
+               cpu_s=report["cpu_s"])
 
 
 # ------------------------------------------------------------------ hostile files
@@ -248,3 +264,30 @@ def test_truncated_or_corrupt_files_get_one_clear_line(
     others = [ln for ln in run.stderr.splitlines()
               if ln.strip() and not ln.startswith("gatepass:") and not LOG_LINE.match(ln)]
     assert not others, run.stderr
+
+
+CMYK_JPEG = r"""
+import sys
+import numpy as np
+from PIL import Image
+pixels = np.zeros((6324, 6324, 4), np.uint8)
+pixels[:, :, 0] = 200
+pixels[:3000, :, 1] = 90
+Image.fromarray(pixels, "CMYK").save(sys.argv[1], "JPEG", progressive=True, subsampling=0,
+                                     quality=50)
+"""
+
+
+def test_worst_case_within_the_limits_stays_under_512_mb(tmp_path: Path) -> None:
+    """The limits must bound memory for what they let through, not only refuse bombs.
+    The costliest accepted image measured: 40 MP (6324x6324) progressive 4:4:4 CMYK
+    JPEG, whose decoder keeps every DCT coefficient (8 bytes a pixel) until the last
+    scan; about 415 MiB peak for the whole command."""
+    path = tmp_path / "cmyk.jpg"
+    make = subprocess.run([sys.executable, "-c", CMYK_JPEG, str(path)], capture_output=True,
+                          text=True, timeout=120)
+    assert make.returncode == 0, make.stderr
+    run = run_child([*GATEPASS, "decode", "--json", str(path)], tmp_path)
+    assert run.rc == 0, run.stderr
+    assert json.loads(run.stdout)["codes"] == []
+    assert run.max_rss_bytes < MAX_RSS_BYTES, f"peak RSS {run.max_rss_bytes / 2**20:.0f} MiB"
