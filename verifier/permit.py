@@ -66,7 +66,6 @@ _TIME_MAX: Final = 2**40
 MAX_SLOT_S: Final = 31 * 86400
 #: Nesting limit of the claims map, counted in containers (the map itself is level 1).
 CLAIMS_MAX_DEPTH: Final = 4
-_OPTIONAL_CLAIMS: Final = (CLAIM_EXP, CLAIM_NBF, CLAIM_ROUTE, CLAIM_DEPARTURE)
 
 
 def permit_hash(permit_id: bytes) -> str:
@@ -251,10 +250,8 @@ def decode_claims(claims: Any, kid: bytes, alg: str) -> VerifiedPermit:
     get = claims.get
     exp, nbf = get(CLAIM_EXP), get(CLAIM_NBF)
     route, departure = get(CLAIM_ROUTE), get(CLAIM_DEPARTURE)
-    if (exp is None or nbf is None or route is None or departure is None) and any(
-        k in claims and claims[k] is None for k in _OPTIONAL_CLAIMS
-    ):
-        raise ClaimsInvalid("an optional claim is absent, never null")
+    if None in claims.values():
+        raise ClaimsInvalid("no claim is null: an optional claim is absent")
     # The frozen dataclass __init__ spends ~2 µs on 20 object.__setattr__ calls; every
     # field is validated above, so fill the instance dict in one call instead.
     permit = object.__new__(VerifiedPermit)
@@ -292,14 +289,8 @@ _ORDERED_KEYS_MAX: Final = 1024
 
 
 def _ilen(v: int) -> int:
-    """Bytes of the shortest CBOR head for a non-negative argument ``v``."""
-    return 1 if v < 24 else 2 if v < 0x100 else 3 if v < 0x10000 else 5 if v < 2**32 else 9
-
-
-def _slen(s: str) -> int:
-    # Every string claim is checked ASCII (identifiers, initials, digits) and <= 64 long.
-    n = len(s)
-    return n + (1 if n < 24 else 2)
+    """Bytes of the shortest CBOR head for a non-negative argument ``v`` (1, 2, 3, 5, 9)."""
+    return 1 + (v > 23) + (v > 0xFF) + 2 * (v > 0xFFFF) + 4 * (v > 0xFFFFFFFF)
 
 
 def claims_canonical(claims: Any, permit: VerifiedPermit, size: int) -> bool | None:
@@ -311,7 +302,8 @@ def claims_canonical(claims: Any, permit: VerifiedPermit, size: int) -> bool | N
     else: a non-shortest head, an indefinite length, a duplicate key whose pair the
     decoder dropped, a trailing byte, makes it longer or shorter). ``None`` when extension
     claims are present: the caller then runs the generic check of
-    :mod:`verifier.canonical`.
+    :mod:`verifier.canonical`. Every string claim is ASCII (checked by
+    :func:`decode_claims`), so its length in characters is its length in bytes.
     """
     keys = tuple(claims)
     if keys not in _ordered_keys:
@@ -324,19 +316,21 @@ def claims_canonical(claims: Any, permit: VerifiedPermit, size: int) -> bool | N
             _ordered_keys.clear()
         _ordered_keys.add(keys)
     f = permit.__dict__
-    n = (
-        1  # map head: at most 14 pairs
-        + len(keys)  # one byte per key
-        + _slen(f["issuer"])
-        + _slen(f["ptype"])
-        + _slen(f["site"])
-        + _slen(f["health"])
+    # text heads: 1 byte up to 23 characters, 2 up to 255 (identifiers are <= 64)
+    n = 0
+    for text in (f["issuer"], f["ptype"], f["site"], f["health"], *f["gate_groups"]):
+        n += len(text) + 1 + (len(text) > 23)
+    start, iat, party = f["slot_start"], f["issued_at"], f["party"]
+    duration = f["slot_end"] - start
+    n += (
+        1 + len(keys)  # map head (at most 14 pairs) and one byte per key
         + 1 + PERMIT_ID_LEN  # cti
-        + _ilen(f["issued_at"])
-        + 1 + _ilen(f["slot_start"]) + _ilen(f["slot_end"] - f["slot_start"])
-        + 1 + sum(_slen(g) for g in f["gate_groups"])  # at most 16 groups
-        + _ilen(f["party"])
-        + 1 + _slen(f["holder_initials"]) + _slen(f["holder_doc_digits"])
+        + 1 + (iat > 23) + (iat > 0xFF) + 2 * (iat > 0xFFFF) + 4 * (iat > 0xFFFFFFFF)
+        + 3 + (start > 23) + (start > 0xFF) + 2 * (start > 0xFFFF) + 4 * (start > 0xFFFFFFFF)
+        + (duration > 23) + (duration > 0xFF) + 2 * (duration > 0xFFFF)  # <= 31 days
+        + 1  # gate groups array head (at most 16)
+        + 1 + (party > 23)  # party <= 64
+        + 3 + len(f["holder_initials"]) + len(f["holder_doc_digits"])  # array, 2 short texts
         + 1 + len(f["holder_hash"])
     )
     exp, nbf, route, departure = f["expires_at"], f["not_before"], f["route"], f["departure"]
@@ -345,7 +339,7 @@ def claims_canonical(claims: Any, permit: VerifiedPermit, size: int) -> bool | N
     if nbf is not None:
         n += _ilen(nbf)
     if route is not None:
-        n += _slen(route)
+        n += len(route) + 1 + (len(route) > 23)
     if departure is not None:
         n += _ilen(departure)
     return n == size
