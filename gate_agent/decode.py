@@ -123,11 +123,11 @@ def backend_status(name: str) -> BackendStatus:
 def _probe(name: str, module: str, missing: str) -> BackendStatus:
     try:
         importlib.import_module(module)
-    except ImportError as exc:
+    except (ImportError, OSError) as exc:  # OSError: a native library that will not load
         text = str(exc)
         if "zbar shared library" in text:  # pyzbar is there, Debian's library is not
             reason = "libzbar0 not installed: apt-get install libzbar0"
-        elif exc.name is not None and module.startswith(exc.name):
+        elif isinstance(exc, ImportError) and exc.name and module.startswith(exc.name):
             reason = missing
         else:
             reason = f"{module} does not import: {text.splitlines()[0] if text else exc}"
@@ -146,7 +146,8 @@ def require_backend(name: str) -> None:
 def availability_note(name: str = "default") -> str | None:
     """One line for a command to print when decoder ``name`` runs without some backend
     it would use (``None`` when nothing is missing), e.g. ``pyzbar unavailable
-    (libzbar0 not installed: apt-get install libzbar0); using zxingcpp, opencv``.
+    (libzbar0 not installed: apt-get install libzbar0); using zxingcpp and opencv (the
+    cascade skips its ZBar retry)``.
 
     For a single backend that is missing, see :func:`require_backend` instead.
     """

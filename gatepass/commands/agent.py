@@ -177,6 +177,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         with contextlib.ExitStack() as stack:
             agent = stack.enter_context(assemble(cfg))
+            from gate_agent.decode import availability_note
+
+            if (note := availability_note(cfg.decoder)) is not None:  # e.g. no libzbar0
+                log.warning("decoder backend missing: %s", note)
+                print(f"gatepass: note: {note}", file=sys.stderr, flush=True)
             if cfg.broker is not None:
                 from gate_agent.uplink import open_sync
 
