@@ -342,7 +342,7 @@ def claims_canonical(claims: Any, permit: VerifiedPermit, size: int) -> bool | N
         n += len(route) + 1 + (len(route) > 23)
     if departure is not None:
         n += _ilen(departure)
-    return n == size
+    return bool(n == size)
 
 
 def encode_claims(
