@@ -274,8 +274,9 @@ class WedgeSource(ReopeningSource):
         except (OSError, ValueError) as exc:  # ValueError: the fd was closed under us
             if not self._closed.is_set():
                 q.put(_Failed(SourceDisconnected(f"input device failed: {exc}")))
-                return
-        q.put(_Failed(SourceDisconnected("input device stopped sending events")))
+            return
+        if not self._closed.is_set():
+            q.put(_Failed(SourceDisconnected("input device stopped sending events")))
 
     # -- the loop --------------------------------------------------------------------------
 
