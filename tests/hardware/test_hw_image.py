@@ -180,28 +180,36 @@ def test_truncated_corrupt_and_unsupported_files(tmp_path: Path) -> None:
 
 OPENCV_ENV = r"""
 import os, sys
+from hardware.errors import UnusableImage
 from hardware.image import read_image
 read_image(sys.argv[1])
+try:  # 100x100 = 10,000 pixels: only OpenCV's own limit can refuse this one
+    read_image(sys.argv[2])
+    outcome = "read"
+except UnusableImage as exc:
+    outcome = "refused" if "CV_IO_MAX_IMAGE_PIXELS" in str(exc) else str(exc)
 print(os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"], os.environ["OPENCV_IO_MAX_IMAGE_WIDTH"],
-      os.environ["OPENCV_IO_MAX_IMAGE_HEIGHT"])
+      os.environ["OPENCV_IO_MAX_IMAGE_HEIGHT"], outcome)
 """
 
 
 @pytest.mark.parametrize(("preset", "expected"), [
-    (None, "40000000 16384 16384"),
-    ("1000000000", "40000000 16384 16384"),  # a higher setting is lowered to ours
-    ("5000", "5000 16384 16384"),  # a lower one is the operator's and is kept
+    (None, "40000000 16384 16384 read"),
+    ("1000000000", "40000000 16384 16384 read"),  # a higher setting is lowered to ours
+    ("5000", "5000 16384 16384 refused"),  # a lower one is the operator's, and OpenCV's
 ])
 def test_opencv_own_limits_are_set_before_it_decodes(
     tmp_path: Path, preset: str | None, expected: str
 ) -> None:
     path = tmp_path / "tiny.png"
     cv2.imwrite(str(path), np.zeros((8, 8), np.uint8))
+    hundred = tmp_path / "hundred.png"
+    cv2.imwrite(str(hundred), np.zeros((100, 100), np.uint8))
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCV_IO_MAX")}
     if preset:
         env["OPENCV_IO_MAX_IMAGE_PIXELS"] = preset
-    out = subprocess.run([sys.executable, "-c", OPENCV_ENV, str(path)], capture_output=True,
-                         text=True, timeout=60, env=env)
+    out = subprocess.run([sys.executable, "-c", OPENCV_ENV, str(path), str(hundred)],
+                         capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == expected.split()
 
