@@ -150,6 +150,8 @@ def read_image_bytes(path: str | Path, *, limit: int = MAX_IMAGE_BYTES) -> bytes
         raise
     except OSError as exc:
         raise UnusableImage(f"{p}: cannot read: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # e.g. an embedded NUL byte in the path
+        raise UnusableImage(f"{p!r}: cannot read: {exc}") from exc
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):  # swapped after the first check

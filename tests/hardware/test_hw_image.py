@@ -150,6 +150,8 @@ def test_size_limits_and_empty_files(tmp_path: Path) -> None:
         read_image(tmp_path / "empty.png")
     with pytest.raises(UnusableImage, match="cannot read: No such file"):
         read_image(tmp_path / "missing.png")
+    with pytest.raises(UnusableImage, match="cannot read: embedded null byte"):
+        read_image("bad\x00name.png")
 
 
 def test_truncated_corrupt_and_unsupported_files(tmp_path: Path) -> None:
