@@ -198,13 +198,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"gatepass agent: console at {server.url}", file=sys.stderr, flush=True)
             agent.start()
             stack.callback(notifier.close)
+            notifier.ready(f"gate {cfg.gate} running")  # before the first watchdog ping
             interval = watchdog_interval_s()
             if notifier.enabled and interval is not None:
                 # Stopped before the agent (the stack unwinds in reverse): no ping while
                 # the agent shuts down.
                 stack.callback(Watchdog(notifier, interval, agent.frame_loop_healthy)
                                .start().close)
-            notifier.ready(f"gate {cfg.gate} running")
             print(f"gatepass agent: gate {cfg.gate} running ({cfg.mode})", file=sys.stderr,
                   flush=True)
             while not signals.stop.wait(0.5):
