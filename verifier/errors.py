@@ -47,6 +47,10 @@ class Reason(StrEnum):
     WRONG_KIND = "wrong_kind"  # a signed document of another kind than expected
     VERSION_GAP = "version_gap"  # a revocation delta that does not follow the held version
     NON_CANONICAL = "non_canonical"  # signed CBOR not in its one deterministic encoding
+    BAD_PRESENTATION = "bad_presentation"  # GPP1: proof malformed, wrong key, or permit has no cnf
+    PRESENTATION_EXPIRED = "presentation_expired"  # the proof's time step is past (+ tolerance)
+    PRESENTATION_IN_FUTURE = "presentation_in_future"  # the proof's step is ahead of the gate
+    PRESENTATION_REQUIRED = "presentation_required"  # a holder-bound permit shown bare (GP1:)
 
 
 class PermitRefused(VerifierError, ValueError):

@@ -41,9 +41,12 @@ def issue_permit(
     expires_at: int | None = None,
     not_before: int | None = None,
     permit_id: bytes | None = None,
+    holder_key: bytes | None = None,
 ) -> IssuedPermit:
     """Sign one permit with ``key``. ``doc_number`` yields the last digits and the salted
-    holder hash; the number itself is never stored. Raises ``ValueError`` on bad claims."""
+    holder hash; the number itself is never stored. ``holder_key`` (a SEC1 P-256 point)
+    binds the permit to the holder's device (claim 8, cnf): gates then want a
+    presentation. Raises ``ValueError`` on bad claims."""
     pid = os.urandom(16) if permit_id is None else permit_id
     digits, hashed = "", b""
     if doc_number:
@@ -67,5 +70,6 @@ def issue_permit(
         route=route,
         departure=departure,
         not_before=not_before,
+        holder_key=holder_key,
     )
     return IssuedPermit(envelope.wrap(key.sign1(claims)), pid, permit_hash(pid))

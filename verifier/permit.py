@@ -21,6 +21,7 @@ CLAIM_EXP: Final = 4
 CLAIM_NBF: Final = 5
 CLAIM_IAT: Final = 6
 CLAIM_CTI: Final = 7
+CLAIM_CNF: Final = 8  # holder key (RFC 8747 confirmation): {1: COSE_Key}
 CLAIM_TYPE: Final = -1
 CLAIM_SITE: Final = -2
 CLAIM_GATES: Final = -3
@@ -41,6 +42,7 @@ KNOWN_CLAIMS: Final = frozenset(
         CLAIM_NBF,
         CLAIM_IAT,
         CLAIM_CTI,
+        CLAIM_CNF,
         CLAIM_TYPE,
         CLAIM_SITE,
         CLAIM_GATES,
@@ -112,6 +114,10 @@ class VerifiedPermit:
     alg: str
     expires_at: int | None = None
     not_before: int | None = None
+    #: SEC1 point of the holder's device key (claim 8, cnf) when the permit is holder-bound.
+    holder_key: bytes | None = None
+    #: ``(step, period_s)`` when it was shown as a verified presentation (GPP1:).
+    presentation: tuple[int, int] | None = None
 
     def holder_matches(self, doc_number: str) -> bool:
         """True when ``doc_number`` is the ID document this permit was issued for."""
@@ -142,6 +148,10 @@ class VerifiedPermit:
             "alg": self.alg,
             "expires_at": self.expires_at,
             "not_before": self.not_before,
+            "holder_key": None if self.holder_key is None else self.holder_key.hex(),
+            "presentation": None
+            if self.presentation is None
+            else {"step": self.presentation[0], "period_s": self.presentation[1]},
         }
 
 
@@ -182,6 +192,45 @@ def _opt_ident(v: Any, name: str) -> str | None:
 
 def _opt_time(v: Any, name: str) -> int | None:
     return None if v is None else _time(v, name)
+
+
+_COSE_KEY_LABELS: Final = (1, -1, -2, -3)  # kty, crv, x, y: bytewise order of their encodings
+
+
+def _holder_key(cnf: Any) -> bytes:
+    """SEC1 point from ``cnf = {1: {1: 2, -1: 1, -2: x, -3: y | bool}}`` (P-256, RFC 9053)."""
+    from verifier.presentation import holder_public_key
+
+    if type(cnf) is not dict or tuple(cnf) != (1,) or type(cnf[1]) is not dict:
+        raise ClaimsInvalid("cnf must be {1: COSE_Key}")
+    key = cnf[1]
+    if tuple(key) != _COSE_KEY_LABELS or key[1] != 2 or key[-1] != 1:
+        raise ClaimsInvalid("cnf key must be an EC2 P-256 COSE_Key {1: 2, -1: 1, -2: x, -3: y}")
+    x, y = key[-2], key[-3]
+    if type(key[1]) is not int or type(key[-1]) is not int or type(x) is not bytes or len(x) != 32:
+        raise ClaimsInvalid("cnf key x must be 32 bytes")
+    if type(y) is bool:
+        point = (b"\x03" if y else b"\x02") + x
+    elif type(y) is bytes and len(y) == 32:
+        point = b"\x04" + x + y
+    else:
+        raise ClaimsInvalid("cnf key y must be 32 bytes or a bool (compressed point)")
+    try:
+        holder_public_key(point)
+    except ValueError:
+        raise ClaimsInvalid("cnf key is not a point on P-256") from None
+    return point
+
+
+def cnf_claim(point: bytes) -> dict[int, Any]:
+    """The cnf claim value for a SEC1 P-256 point, in the compressed form issuers use."""
+    if len(point) == 65 and point[0] == 4:
+        x, y_odd = point[1:33], bool(point[64] & 1)
+    elif len(point) == 33 and point[0] in (2, 3):
+        x, y_odd = point[1:], point[0] == 3
+    else:
+        raise ValueError("holder key must be a SEC1 P-256 point")
+    return {1: {1: 2, -1: 1, -2: x, -3: y_odd}}
 
 
 def decode_claims(claims: Any, kid: bytes, alg: str) -> VerifiedPermit:
@@ -276,6 +325,8 @@ def decode_claims(claims: Any, kid: bytes, alg: str) -> VerifiedPermit:
         "alg": alg,
         "expires_at": None if exp is None else _time(exp, "exp"),
         "not_before": None if nbf is None else _time(nbf, "nbf"),
+        "holder_key": None if CLAIM_CNF not in claims else _holder_key(claims[CLAIM_CNF]),
+        "presentation": None,
     }
     object.__setattr__(permit, "__dict__", fields)
     return permit
@@ -342,6 +393,9 @@ def claims_canonical(claims: Any, permit: VerifiedPermit, size: int) -> bool | N
         n += len(route) + 1 + (len(route) > 23)
     if departure is not None:
         n += _ilen(departure)
+    holder_key = f["holder_key"]
+    if holder_key is not None:  # labels checked in order by _holder_key; 2+2+35+1 bytes + y
+        n += 43 + (1 if len(holder_key) == 33 else 34)
     return bool(n == size)
 
 
@@ -364,6 +418,7 @@ def encode_claims(
     route: str | None = None,
     departure: int | None = None,
     not_before: int | None = None,
+    holder_key: bytes | None = None,
 ) -> bytes:
     """Deterministic CBOR claims for a permit, validated by the rules the verifier applies."""
     from verifier import canonical
@@ -388,5 +443,7 @@ def encode_claims(
         claims[CLAIM_ROUTE] = route
     if departure is not None:
         claims[CLAIM_DEPARTURE] = departure
+    if holder_key is not None:
+        claims[CLAIM_CNF] = cnf_claim(holder_key)
     decode_claims(claims, b"", "")  # same validation as verification: never issue a dud
     return canonical.dumps(claims)

@@ -8,7 +8,7 @@ in the future, revoked, not yet valid, expired, slot window.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import isfinite
 from typing import Any, Final, cast
 
@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from verifier import canonical, cose, envelope
+from verifier import canonical, cose, envelope, presentation
 from verifier.errors import PermitRefused, Reason
 from verifier.keys import TrustedKey
 from verifier.permit import (
@@ -105,8 +105,16 @@ def verify_at(
     trust: TrustStore,
     revocations: RevocationSet | None = None,
     window: SlotWindow | None = None,
+    presentation_policy: str = "required",
+    presentation_tolerance_s: float = presentation.DEFAULT_TOLERANCE_S,
 ) -> VerifiedPermit:
     """Verify permit text ``raw`` at time ``now`` (seconds since the epoch, UTC).
+
+    ``raw`` may also be a presentation (``GPP1:``, verifier/presentation.py): its permit
+    passes every permit check first, then its proof is checked against the permit's
+    holder key with ``presentation_tolerance_s``. A holder-bound permit shown bare is
+    ``presentation_required`` when ``presentation_policy`` is ``"required"`` (else
+    admitted, with ``presentation`` None for the gate to flag).
 
     Returns the :class:`VerifiedPermit` or raises :class:`PermitRefused` with a reason.
     Without ``window`` the slot is not checked (only the permit's nbf/exp are).
@@ -115,7 +123,11 @@ def verify_at(
     """
     if not isfinite(now):
         raise ValueError(f"now must be a finite number of seconds, not {now!r}")
-    cose_bytes = envelope.unwrap(raw)
+    proof: bytes | None = None
+    if presentation.is_presentation(raw):
+        cose_bytes, proof = presentation.split(raw)
+    else:
+        cose_bytes = envelope.unwrap(raw)
     try:  # the protected header is decoded (and cached) by _header, not here
         protected_raw, payload, signature, message = cose.split_sign1_for_verify(cose_bytes)
     except cose.CoseError as exc:
@@ -202,4 +214,15 @@ def verify_at(
             raise PermitRefused(Reason.TOO_EARLY, "before the permit's slot")
         if now > permit.slot_end + window.late_s:
             raise PermitRefused(Reason.TOO_LATE, "after the permit's slot")
+    if proof is not None:
+        if permit.holder_key is None:
+            raise PermitRefused(Reason.BAD_PRESENTATION, "the permit is not holder-bound (no cnf)")
+        when = presentation.verify_proof(
+            proof, cose_bytes, permit.holder_key, now, tolerance_s=presentation_tolerance_s
+        )
+        permit = replace(permit, presentation=(when.step, when.period_s))
+    elif permit.holder_key is not None and presentation_policy == "required":
+        raise PermitRefused(
+            Reason.PRESENTATION_REQUIRED, "holder-bound permit shown without a live code"
+        )
     return permit
