@@ -25,7 +25,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from verifier import cose
-from verifier.documents import KIND_GATE_REGISTRY, read_document, sign_document
+from verifier.documents import (
+    KIND_GATE_REGISTRY,
+    Document,
+    check_newer,
+    read_document,
+    sign_document,
+)
 from verifier.errors import DocumentRefused, KeyUnusable, Reason, VerifierError
 from verifier.keys import SigningKey, alg_id, load_public, spki
 
@@ -81,6 +87,7 @@ class GateRegistry:
     version: int
     gates: Mapping[str, GateEntry]
     raw: bytes = b""
+    document: Document | None = None
 
     def get(self, gate: str) -> GateEntry | None:
         return self.gates.get(gate)
@@ -185,20 +192,20 @@ def sign_registry(
 def open_registry(raw: bytes, trust: TrustStore, *, now: float | None = None) -> GateRegistry:
     """Verify a signed registry (signer, role, validity at ``now``) and parse it strictly."""
     doc = read_document(raw, KIND_GATE_REGISTRY, trust, now=now)
-    return GateRegistry(doc.version, parse_registry_body(doc.body), bytes(raw))
+    return GateRegistry(doc.version, parse_registry_body(doc.body), bytes(raw), doc)
 
 
 def newer_registry(held: GateRegistry | None, offered: GateRegistry) -> bool:
     """True when ``offered`` should replace ``held``; raise ``DocumentRefused(ROLLBACK)`` for an
     older or different same-version registry. The very same registry again is False."""
-    if held is None or offered.version > held.version:
+    if held is None:
         return True
     if offered.version == held.version and offered.raw == held.raw:
         return False
-    raise DocumentRefused(
-        Reason.ROLLBACK,
-        f"gate registry version {offered.version} is not newer than held version {held.version}",
-    )
+    if offered.document is None:
+        raise DocumentRefused(Reason.MALFORMED, "gate registry was not opened by open_registry")
+    check_newer(offered.document, held.version)  # the one version rule of every document
+    return True
 
 
 # --- batch signatures -----------------------------------------------------------------------
