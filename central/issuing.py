@@ -62,6 +62,8 @@ class PermitRequest:
     health: str = "ok"
     route: str | None = None
     departure: int | None = None
+    #: SEC1 P-256 point of the holder's device key: a holder-bound permit (claim 8, cnf).
+    holder_key: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,7 @@ class IssuedRecord:
             "initials": r.initials,
             "route": r.route,
             "departure": r.departure,
+            "holder_key": None if r.holder_key is None else r.holder_key.hex(),
         }
 
 
@@ -143,6 +146,25 @@ def read_holders_csv(
     return out
 
 
+def read_holder_key(pem: bytes) -> bytes:
+    """The compressed SEC1 point of a holder's P-256 public key (SPKI PEM, as the wallet
+    exports it). Raises :class:`IssueRequestInvalid` for anything else."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError):
+        raise IssueRequestInvalid(
+            "holder key is not a PEM public key (-----BEGIN PUBLIC KEY-----)"
+        ) from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise IssueRequestInvalid("holder key must be a P-256 (ECDSA secp256r1) public key")
+    return key.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint
+    )
+
+
 def issue_batch(
     key: SigningKey,
     *,
@@ -168,6 +190,7 @@ def issue_batch(
                 health=req.health,
                 route=req.route,
                 departure=req.departure,
+                holder_key=req.holder_key,
             )
         except ValueError as exc:
             raise IssueRequestInvalid(f"permit {n}: {exc}") from None

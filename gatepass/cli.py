@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "verify",
     "keys",
     "issue",
+    "present",
     "decode",
     "agent",
     "central",

@@ -3,7 +3,8 @@
 One permit (the default), ``--count N`` permits for one slot, or one per row of
 ``--holders CSV`` (columns: initials, doc_number, party, gate_groups (``;``-separated),
 ptype, site, slot_start, slot_end, health, route, departure; missing columns take the
-command-line values). Without ``--out`` the permits go to stdout as JSON lines; with
+command-line values). ``--holder-key PEM`` binds every permit to that device key.
+Without ``--out`` the permits go to stdout as JSON lines; with
 ``--out DIR``: ``permits.jsonl``, ``qr/<ph>.png`` and ``.svg``, and ``sheet.html``.
 """
 
@@ -37,6 +38,12 @@ def register(sub: Any) -> None:
     parser.add_argument("--health", default="ok", help="health status code at issue time")
     parser.add_argument("--route", default=None, help="bus route (bus permits)")
     parser.add_argument("--departure", default=None, metavar="ISO8601", help="bus departure")
+    parser.add_argument(
+        "--holder-key",
+        metavar="PUBLIC_KEY.pem",
+        help="bind the permit(s) to this P-256 device key (SPKI PEM from the wallet): "
+        "gates then want a live presentation",
+    )
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--count", type=int, default=None, help="issue N permits for the slot")
     group.add_argument("--holders", metavar="CSV", help="one permit per CSV row")
@@ -56,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         IssueRequestInvalid,
         PermitRequest,
         issue_batch,
+        read_holder_key,
         read_holders_csv,
         write_outputs,
     )
@@ -83,6 +91,14 @@ def run(args: argparse.Namespace) -> int:
     start = int(parse_time(args.slot_start)) if args.slot_start else None
     if start is None and not args.holders:
         raise UsageError("give --slot-start")
+    holder_key = None
+    if args.holder_key:
+        try:
+            holder_key = read_holder_key(Path(args.holder_key).read_bytes())
+        except OSError as exc:
+            raise UsageError(f"cannot read {args.holder_key}: {exc.strerror}") from None
+        except IssueRequestInvalid as exc:
+            raise UsageError(f"{args.holder_key}: {exc}") from None
     defaults = PermitRequest(
         ptype=args.ptype,
         site=site or "",
@@ -95,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         health=args.health,
         route=args.route,
         departure=int(parse_time(args.departure)) if args.departure else None,
+        holder_key=holder_key,
     )
     if args.holders:
         try:
