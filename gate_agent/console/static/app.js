@@ -14,6 +14,7 @@
     untrusted_time: ["M12 3a9 9 0 1 1 0 18a9 9 0 1 1 0-18z", "M12 7v5l3.5 2.5"],
     clock: ["M12 3a9 9 0 1 1 0 18a9 9 0 1 1 0-18z", "M12 7v5l3.5 2.5"],
     none: ["M12 9a3 3 0 1 1 0 6a3 3 0 1 1 0-6z"],
+    camera: ["M3 8h4l2-3h6l2 3h4v11H3z", "M12 10a3.5 3.5 0 1 1 0 7a3.5 3.5 0 1 1 0-7z"],
   };
   const VERDICTS = ["admit", "deny", "inspect", "untrusted_time"];
 
@@ -27,6 +28,8 @@
     hcFor: null, // decision id the head count belongs to
     ov: { action: "admit", reason: null, party: 1 },
     closeArmed: null,
+    source: null, // the frame source while it is down (for the banner's seconds)
+    sourceAt: 0, // when that was received (Date.now())
   };
 
   function icon(el, name) {
@@ -132,6 +135,7 @@
     renderCounters(s.counters || {});
     renderTrip(s);
     renderHealth(s.health || {}, s.clock || {});
+    renderSource((s.health || {}).source);
     renderRecent(s.recent || []);
   }
 
@@ -307,6 +311,31 @@
     setText("h-backlog", backlog);
     $("h-backlog").className = h.online === false ? "bad" : "";
   }
+
+  // The frame source's outage: "Camera disconnected — reconnecting (12 s)", counted on
+  // between snapshots from the seconds the agent reported when it sent the snapshot.
+  function sourceBannerText(src) {
+    if (src.state === "failed") return ui("banner_source_failed");
+    if (src.state === "finished") return ui("banner_source_finished");
+    const scanner = typeof src.name === "string" && src.name.startsWith("wedge:");
+    const key = scanner ? "banner_scanner_reconnecting" : "banner_camera_reconnecting";
+    const since = typeof src.down_for_s === "number" ? src.down_for_s : src.last_frame_age_s;
+    const secs = Math.max(0, Math.round((since || 0) + (Date.now() - state.sourceAt) / 1000));
+    return ui(key).replace("{s}", String(secs));
+  }
+  function renderSource(src) {
+    const banner = $("source-banner");
+    const down = !!src && ["reconnecting", "failed", "finished"].includes(src.state);
+    state.source = down ? src : null;
+    state.sourceAt = Date.now();
+    banner.hidden = !down;
+    banner.dataset.state = down ? src.state : "";
+    if (down) $("source-banner-text").textContent = sourceBannerText(src);
+  }
+  setInterval(() => {
+    const src = state.source;
+    if (src && src.state === "reconnecting") $("source-banner-text").textContent = sourceBannerText(src);
+  }, 1000);
 
   function renderRecent(items) {
     const ol = $("recent");
