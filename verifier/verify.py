@@ -2,8 +2,8 @@
 
 Order of checks (the first failure is the reason): size, prefix, Base45, zlib, COSE
 shape, protected header (deterministic CBOR, then algorithm), key lookup, signature,
-claims, claims encoding (deterministic CBOR), issuer, key scope, key validity, issued
-in the future, revoked, not yet valid, expired, slot window.
+claims encoding (deterministic CBOR), claims profile, issuer, key scope, key validity,
+issued in the future, revoked, not yet valid, expired, slot window.
 """
 
 from __future__ import annotations
@@ -98,6 +98,16 @@ def _verifies(alg: int, key: TrustedKey, signature: bytes, message: bytes) -> bo
     return True
 
 
+def _refuse_non_canonical(payload: bytes) -> None:
+    """Raise ``NON_CANONICAL`` if the claims bytes are not deterministic CBOR (error path)."""
+    try:
+        canonical.loads(payload, max_depth=CLAIMS_MAX_DEPTH)
+    except canonical.CborNonCanonical as exc:
+        raise PermitRefused(Reason.NON_CANONICAL, f"claims: {exc}") from None
+    except canonical.CborInvalid:
+        pass
+
+
 def verify_at(
     raw: str | bytes,
     now: float,
@@ -166,6 +176,7 @@ def verify_at(
         claims: Any = cbor2.loads(payload, max_depth=CLAIMS_MAX_DEPTH)
         permit = decode_claims(claims, kid, key.alg_name)
     except ClaimsInvalid as exc:
+        _refuse_non_canonical(payload)  # the encoding rule comes first: parse, then profile
         raise PermitRefused(Reason.BAD_CLAIMS, str(exc)) from None
     except Exception as exc:  # a trusted issuer signed bytes cbor2 cannot decode
         raise PermitRefused(

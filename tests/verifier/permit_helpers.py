@@ -6,7 +6,7 @@ from typing import Any
 
 import cbor2
 
-from verifier import base45, envelope
+from verifier import base45, canonical, envelope
 from verifier.keys import SigningKey
 
 SLOT = (1_780_003_600, 1_780_007_200)
@@ -33,8 +33,8 @@ def forge(
     from verifier import cose
 
     header = protected if protected is not None else {1: key.alg_id, 4: key.kid}
-    protected_raw = cbor2.dumps(header, canonical=True)
-    payload = cbor2.dumps(claims, canonical=True)
+    protected_raw = canonical.dumps(header)
+    payload = canonical.dumps(claims)
     sig = cose.sign(key.alg_id, key.private, cose.sig_structure(protected_raw, payload))
     body = [protected_raw, unprotected or {}, payload, sig]
     raw = cbor2.dumps(cbor2.CBORTag(tag, body) if tag is not None else body)

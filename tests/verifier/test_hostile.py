@@ -279,15 +279,19 @@ def test_hypothesis_signed_hostile_claims(data: st.DataObject) -> None:
     """Even correctly signed, arbitrary claims never crash the verifier."""
     sb = _SB()
     key = sb.issuers["es256"]
-    from verifier import cose
+    from verifier import canonical, cose
 
     claims = data.draw(_cbor)
     try:
-        payload = cbor2.dumps(claims)
+        payload = canonical.dumps(claims)  # deterministic: only the profile can fail
+        other = cbor2.dumps(claims)  # cbor2's own encoding may also break the encoding rule
     except (ValueError, TypeError, OverflowError):
         return
     raw = text_from_cose(cose.encode_sign1(payload, key.private, key.alg_id, key.kid))
     assert _refusal(raw, sb.store) == Reason.BAD_CLAIMS
+    raw = text_from_cose(cose.encode_sign1(other, key.private, key.alg_id, key.kid))
+    want = Reason.BAD_CLAIMS if other == payload else Reason.NON_CANONICAL
+    assert _refusal(raw, sb.store) == want
 
 
 _cache: dict[str, Sandbox] = {}
