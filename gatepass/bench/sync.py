@@ -274,7 +274,7 @@ class _AckWatch:
         gate = self._topics.parse_gate_topic(msg.topic).gate
         if gate not in self.expected:
             return
-        seq = self._wire.decode_ack(bytes(msg.payload), gate)
+        seq = self._wire.decode_ack(bytes(msg.payload), gate).seq
         with self._lock:
             self.acked[gate] = max(seq, self.acked.get(gate, 0))
             if all(self.acked.get(g, 0) >= s for g, s in self.expected.items()):
