@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "decode",
     "agent",
     "central",
+    "gates",
     "bench",
     "conformance",
     "simulate",

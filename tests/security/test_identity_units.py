@@ -303,3 +303,36 @@ def test_registry_round_trips_through_cbor_canonically(sb: Sandbox) -> None:
     body = registry_body(reg.gates.values())
     assert cbor2.dumps(body, canonical=True) == cbor2.dumps(registry_body(entries),
                                                             canonical=True)
+
+
+# --- the registry at the centre -----------------------------------------------------------
+
+
+def test_the_centre_takes_newer_registries_only_and_other_workers_adopt_them(
+        tmp_path: Path, sb: Sandbox) -> None:
+    from central.aggregator import Aggregator
+    from central.errors import DownlinkError
+    from central.store import open_store
+    from sync.config import BrokerConfig
+
+    _, entries = _entries()
+    store = sb.new_store()
+    raw1 = sign_registry(entries[:1], 1, sb.root)
+    raw2 = sign_registry(entries, 2, sb.root)
+    reg1 = open_registry(raw1, store, now=NOW)
+    with open_store(f"sqlite:///{tmp_path / 'c.db'}") as db:
+        agg = Aggregator(store=db, broker=BrokerConfig(), client_id="w1", trust=store,
+                         registry=reg1, clock=lambda: NOW)
+        given = agg.give(raw2)
+        assert (given.kind, given.version) == (documents.KIND_GATE_REGISTRY, 2)
+        assert agg.registry is not None and set(agg.registry.gates) == {e.gate for e in entries}
+        for old in (raw1, sign_registry(entries[:2], 2, sb.root)):
+            with pytest.raises(DownlinkError, match="rollback"):
+                agg.give(old)
+        assert agg.registry.version == 2
+        # a worker started later from the config's v1 file adopts the stored v2
+        other = Aggregator(store=db, broker=BrokerConfig(), client_id="w2", trust=store,
+                           registry=reg1, clock=lambda: NOW)
+        assert other.registry is not None and other.registry.version == 2
+        agg.close()
+        other.close()
