@@ -46,7 +46,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from central.downlink import DownlinkSigner, Given, check_given, held_version
-from central.errors import CentralError, DownlinkError, StoreError
+from central.errors import CentralError, DocumentNotNewer, DownlinkError, StoreError
 from central.metrics import CentralMetrics
 from central.store.base import Store
 from sync import topics, wire
@@ -271,6 +271,11 @@ class Aggregator:
         if self._signer is None:
             raise DownlinkError("this centre has no signing key for gate configs")
         gate = topics.check_id(gate, "gate")
+        held = held_version(self._store, f"{GATE_CONFIG_PREFIX}{gate}")
+        try:  # never replace the retained config with an older one
+            documents.check_version(documents.KIND_GATE_CONFIG, version, held)
+        except DocumentRefused as exc:
+            raise DocumentNotNewer(f"gate config for {gate} refused: {exc}") from None
         raw = self._signer.gate_config(gate, body, version, self._clock())
         self._store.add_document(
             kind=f"{GATE_CONFIG_PREFIX}{gate}", version=version, raw=raw,

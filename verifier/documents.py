@@ -208,6 +208,28 @@ def delta_base(body: Any) -> int:
     return base
 
 
+def check_version(kind: str, version: int, held: int, *, base: int | None = None) -> None:
+    """:func:`check_newer` on bare values: ``base`` is a delta's base (deltas only), for a
+    holder about to sign or publish ``version`` itself (the centre's gate config)."""
+    if kind == KIND_REVOCATION_DELTA:
+        if base is None:
+            raise DocumentRefused(Reason.MALFORMED, "revocation delta lacks a base")
+        if version <= base:
+            raise DocumentRefused(
+                Reason.MALFORMED, f"delta version {version} is not above its base {base}"
+            )
+    if version <= held:
+        raise DocumentRefused(
+            Reason.ROLLBACK, f"{kind} version {version} is not newer than held version {held}"
+        )
+    if kind == KIND_REVOCATION_DELTA and base != held:
+        raise DocumentRefused(
+            Reason.VERSION_GAP,
+            f"delta applies to version {base} but version {held} is held;"
+            " fetch the missing deltas or a new snapshot",
+        )
+
+
 def check_newer(doc: Document, held: int) -> None:
     """The one monotonic rule: accept ``doc`` only when it moves its line forward.
 
@@ -217,23 +239,8 @@ def check_newer(doc: Document, held: int) -> None:
     (``body["base"] == held``, else ``VERSION_GAP``) and end above its base. A snapshot
     replaces the whole line; the next document after it must be newer than it.
     """
-    if doc.kind == KIND_REVOCATION_DELTA:
-        base = delta_base(doc.body)
-        if doc.version <= base:
-            raise DocumentRefused(
-                Reason.MALFORMED, f"delta version {doc.version} is not above its base {base}"
-            )
-    if doc.version <= held:
-        raise DocumentRefused(
-            Reason.ROLLBACK,
-            f"{doc.kind} version {doc.version} is not newer than held version {held}",
-        )
-    if doc.kind == KIND_REVOCATION_DELTA and base != held:
-        raise DocumentRefused(
-            Reason.VERSION_GAP,
-            f"delta applies to version {base} but version {held} is held;"
-            " fetch the missing deltas or a new snapshot",
-        )
+    base = delta_base(doc.body) if doc.kind == KIND_REVOCATION_DELTA else None
+    check_version(doc.kind, doc.version, held, base=base)
 
 
 def open_document(

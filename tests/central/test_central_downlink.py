@@ -10,7 +10,7 @@ from central_helpers import Listener, broker_config, make_event, ph_of, wait_for
 
 from central.aggregator import Aggregator
 from central.downlink import DownlinkSigner
-from central.errors import DownlinkError
+from central.errors import DocumentNotNewer, DownlinkError
 from central.store import open_store
 from sync import topics, wire
 from verifier import documents
@@ -73,6 +73,9 @@ def test_beacons_used_stream_and_relayed_documents_are_signed(
             with pytest.raises(DownlinkError):
                 agg.give(b"\x00garbage")
             agg.send_gate_config("down1", {"policy": {"reentry": False}}, 3)
+            for older in (3, 2):  # the retained config is never replaced by an older one
+                with pytest.raises(DocumentNotNewer):
+                    agg.send_gate_config("down1", {"policy": {"reentry": True}}, older)
             wait_for(lambda: bool(listener.on(topics.config("down1"))), 10, "gate config")
             _, cfg = documents.open_document(
                 listener.on(topics.config("down1"))[0], documents.KIND_GATE_CONFIG, gate_trust,
