@@ -132,7 +132,7 @@ class WedgeSourceConfig(_Reopening):
     )
 
 
-class SceneSourceConfig(_Model):
+class SceneSourceConfig(_Reopening):
     """The scene simulator: permit payloads rendered as a camera would see them."""
 
     kind: Literal["scene"] = Field(description="Selects the scene simulator.")

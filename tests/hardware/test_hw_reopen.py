@@ -362,3 +362,23 @@ def test_stdin_from_a_regular_file_is_a_replay_that_ends(tmp_path: Path) -> None
     with lines.open("rb") as f, open_source({"kind": "wedge"}, stream=f) as src:
         assert [fr.text for fr in src] == [b"GP1:ONE", b"GP1:TWO"]
         assert not src.status().gave_up
+
+
+# ------------------------------------------------------------------ scene simulator
+
+
+def test_scene_simulator_unplug_and_replug() -> None:
+    src = open_source({"kind": "scene", "width": 320, "height": 240, "seed": 4, **FAST})
+    with src:
+        assert src.read() is not None
+        src.unplug()  # type: ignore[attr-defined]
+        reader = Reader(src)
+        wait_for(lambda: src.status().disconnects == 1 and not src.status().connected,
+                 "the simulated unplug")
+        assert "unplugged (simulated)" in (src.status().last_error or "")
+        count = len(reader.frames)
+        src.replug()  # type: ignore[attr-defined]
+        wait_for(lambda: len(reader.frames) > count + 2, "frames after the replug")
+        status = src.status()
+    reader.join()
+    assert status.reconnects == 1 and status.connected and reader.error is None
