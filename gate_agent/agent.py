@@ -667,8 +667,12 @@ class GateAgent:
                 connected = bool(sync.status().connected)
                 if connected != self._sync_online:
                     self.on_link(connected)
-                sync.publish_health({"clock": r.confidence, "fps": round(fps, 1),
-                                     "admitted": self._gate_admitted})
+                fields: dict[str, Any] = {"clock": r.confidence, "fps": round(fps, 1),
+                                          "admitted": self._gate_admitted}
+                if source is not None:  # the centre sees a blind gate too
+                    fields["source"] = source["state"]
+                    fields["source_age_s"] = source["last_frame_age_s"]
+                sync.publish_health(fields)
             except Exception:
                 log.exception("sync status unavailable")
 

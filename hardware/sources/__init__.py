@@ -4,9 +4,11 @@
 only then (OpenCV, picamera2, evdev), so a laptop runs the agent without Pi
 libraries. Every source is a context manager whose ``read()`` returns the next
 :class:`Frame`, or ``None`` once the source is finished (end of a video file or
-folder, end of input, or closed from another thread). A camera that drops out is
-reopened with backoff inside ``read()``; drops and returns are logged and counted
-in :meth:`FrameSource.status`.
+folder run once, end of a replayed input, or closed from another thread). A source that
+drops out (camera unplugged, stream lost, scanner pulled, folder gone) is reopened with
+back-off inside ``read()`` by one mechanism, :mod:`hardware.sources.reopen`; drops and
+returns are logged and counted in :meth:`FrameSource.status`, and a source still away
+after its ``give_up_after_s`` raises :class:`hardware.errors.SourceGaveUp` from ``read()``.
 """
 
 from __future__ import annotations
