@@ -14,6 +14,9 @@ throwaway SQLite file and a throwaway PostgreSQL database (created through
 3. **backlog drain**: 100,000 events sitting in the gates' SQLite outboxes (an outage)
    when the links (``sync.link.GateLink``) come up; timed until every outbox is empty,
    i.e. every event stored centrally and acknowledged.
+2b. **gate identity**: phase 2 again on the last store, with every batch signed by its
+   gate's key and the workers checking each signature against a signed gate registry
+   (``events_per_s_signed``; ``signed_ratio`` = signed / unsigned on that store, this run).
 4. **latency**: gates admit at a steady rate through ledger + outbox + GateLink; a
    poller reads ``GET /api/summary`` every 20 ms; latency = first time the API shows the
    event's gate with at least that many stored events, minus the admission time.
@@ -143,14 +146,23 @@ def _broker(port: int) -> Any:
     )
 
 
-def _worker_main(store_url: str, port: int, client_id: str, ready: Any, stop: Any) -> None:
-    """One aggregator worker process (spawned): store, ack, until told to stop."""
+def _worker_main(store_url: str, port: int, client_id: str, ready: Any, stop: Any,
+                 identity: tuple[str, str] | None = None) -> None:
+    """One aggregator worker process (spawned): store, ack, until told to stop.
+    ``identity``: (trust bundle file, signed gate registry file) to check gate signatures."""
     from central.aggregator import Aggregator
     from central.store import open_store
 
+    trust = registry = None
+    if identity is not None:
+        from verifier.registry import open_registry
+        from verifier.trust import TrustBundle
+
+        trust = TrustBundle.from_bytes(Path(identity[0]).read_bytes()).store()
+        registry = open_registry(Path(identity[1]).read_bytes(), trust, now=time.time())
     with open_store(store_url) as store, Aggregator(
         store=store, broker=_broker(port), client_id=client_id, max_batch_events=20000,
-        used_stream=False,
+        used_stream=False, trust=trust, registry=registry,
     ) as agg:
         while not agg.connected and not stop.is_set():
             time.sleep(0.02)
@@ -159,7 +171,8 @@ def _worker_main(store_url: str, port: int, client_id: str, ready: Any, stop: An
 
 
 @contextlib.contextmanager
-def _workers(store_url: str, port: int, n: int, tag: str) -> Iterator[None]:
+def _workers(store_url: str, port: int, n: int, tag: str,
+             identity: tuple[str, str] | None = None) -> Iterator[None]:
     ctx = mp.get_context("spawn")
     stop = ctx.Event()
     procs = []
@@ -168,7 +181,7 @@ def _workers(store_url: str, port: int, n: int, tag: str) -> Iterator[None]:
         for i in range(n):
             ready = ctx.Event()
             p = ctx.Process(target=_worker_main, args=(store_url, port, f"bench-{tag}-{i}",
-                                                       ready, stop),
+                                                       ready, stop, identity),
                             name=f"bench-worker-{i}", daemon=True)
             p.start()
             procs.append(p)
@@ -217,10 +230,14 @@ def _events(gate: str, site: str, first: int, n: int, t0: float, step: float = 1
 
 
 def _payloads(
-    tag: str, gates: int, per_gate: int
+    tag: str, gates: int, per_gate: int, keys: dict[str, Any] | None = None
 ) -> tuple[list[tuple[str, bytes]], dict[str, Any]]:
-    """Interleaved (topic, payload) batches and the events per gate."""
+    """Interleaved (topic, payload) batches and the events per gate; each batch signed by
+    its gate's key when ``keys`` (gate -> SigningKey) is given."""
+    from functools import partial
+
     from sync import topics, wire
+    from verifier.registry import sign_batch
 
     per: dict[str, Any] = {}
     chunks: list[list[tuple[str, bytes]]] = []
@@ -228,8 +245,9 @@ def _payloads(
         gate = f"{tag}-g{g}"
         evs = _events(gate, "haram", 1, per_gate, time.time())
         per[gate] = evs
+        signer = None if keys is None else partial(sign_batch, keys[gate])
         chunks.append([(topics.events(gate), raw) for _, _, raw in
-                       wire.encode_batches(gate, evs, 500)])
+                       wire.encode_batches(gate, evs, 500, signer=signer)])
     out: list[tuple[str, bytes]] = []
     for i in range(max(len(c) for c in chunks)):
         out.extend(c[i] for c in chunks if i < len(c))
@@ -342,12 +360,31 @@ def _children_cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _throughput(port: int, store_url: str, args: argparse.Namespace, tag: str
-                ) -> tuple[float, int, int, float]:
+def _identity(tag: str, gates: int, work: Path) -> tuple[dict[str, Any], tuple[str, str]]:
+    """Gate keys and (trust bundle file, signed registry file) for ``tag``'s gates."""
+    from verifier.keys import SigningKey
+    from verifier.registry import make_entry, sign_registry
+    from verifier.sandbox import Sandbox
+
+    sb = Sandbox.create(sites=("haram",), issuer_algs=("ES256",))
+    keys = {f"{tag}-g{g}": SigningKey.generate() for g in range(gates)}
+    entries = [make_entry(gate, "haram", [], "entrance", k.public_der())
+               for gate, k in keys.items()]
+    trust_file, registry_file = work / f"{tag}-trust.json", work / f"{tag}.registry"
+    trust_file.write_bytes(sb.bundle().to_bytes())
+    registry_file.write_bytes(sign_registry(entries, 1, sb.root))
+    return keys, (str(trust_file), str(registry_file))
+
+
+def _throughput(port: int, store_url: str, args: argparse.Namespace, tag: str,
+                work: Path | None = None) -> tuple[float, int, int, float]:
     per = max(1, args.events // args.gates)
-    payloads, evs = _payloads(tag, args.gates, per)
+    keys = identity = None
+    if work is not None:  # the gate-identity run: signed batches, checked by the workers
+        keys, identity = _identity(tag, args.gates, work)
+    payloads, evs = _payloads(tag, args.gates, per, keys)
     cpu0 = _children_cpu_s()
-    with _workers(store_url, port, args.workers, tag):
+    with _workers(store_url, port, args.workers, tag, identity):
         watch = _AckWatch(port, {g: len(e) for g, e in evs.items()})
         try:
             t0 = time.perf_counter()
@@ -524,6 +561,16 @@ def run(args: argparse.Namespace) -> int:
                 cpu[name] = round(cpu_us, 1)
                 lost += lo
                 dup += du
+            last = stores[-1]
+            rate, lo, du, cpu_us = _throughput(port, urls[last], args, f"id-{last}", work)
+            result["events_per_s_signed"] = {last: round(rate)}
+            result["signed_ratio"] = {
+                last: round(rate / result["events_per_s"][last], 3)
+                if result["events_per_s"][last] else None
+            }
+            cpu[f"{last}_signed"] = round(cpu_us, 1)
+            lost += lo
+            dup += du
             drain_store = urls["postgresql" if "postgresql" in urls else "sqlite"]
             drain_s, lo, du = _drain(port, drain_store, args, work)
             result["backlog_100k_drain_s"] = None if drain_s is None else round(drain_s, 2)
