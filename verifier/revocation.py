@@ -190,12 +190,16 @@ class RevocationSet:
         return self._snapshot.nbytes + per_set_entry * (len(self._added) + len(self._removed))
 
 
-def sign_snapshot(ids: Iterable[bytes], version: int, key: SigningKey) -> bytes:
+def sign_snapshot(
+    ids: Iterable[bytes], version: int, key: SigningKey, *, issued_at: int | None = None
+) -> bytes:
     """A signed revocation snapshot of ``ids`` (sorted and de-duplicated here)."""
     unique = sorted(set(ids))
     if any(len(i) != ID_LEN for i in unique):
         raise ValueError(f"every revoked id must be {ID_LEN} bytes")
-    return sign_document(KIND_REVOCATION_SNAPSHOT, {"ids": b"".join(unique)}, version, key)
+    return sign_document(
+        KIND_REVOCATION_SNAPSHOT, {"ids": b"".join(unique)}, version, key, issued_at=issued_at
+    )
 
 
 def sign_delta(
@@ -205,10 +209,12 @@ def sign_delta(
     *,
     add: Iterable[bytes] = (),
     remove: Iterable[bytes] = (),
+    issued_at: int | None = None,
 ) -> bytes:
-    """A signed delta moving a revocation set from ``base`` to ``version``."""
+    """A signed delta moving a revocation set from ``base`` to ``version`` (``issued_at``:
+    lets the document show it was signed inside its key's ``[nbf, exp]``)."""
     added, removed = set(add), set(remove)
     if added & removed:
         raise ValueError("an id cannot be both added and removed by one delta")
     body = {"base": base, "add": b"".join(sorted(added)), "remove": b"".join(sorted(removed))}
-    return sign_document(KIND_REVOCATION_DELTA, body, version, key)
+    return sign_document(KIND_REVOCATION_DELTA, body, version, key, issued_at=issued_at)
