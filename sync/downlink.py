@@ -176,7 +176,10 @@ class Downlink:
             if callback is not None:
                 callback(item)
         except DocumentRefused as exc:
-            self._refuse(kind, topic, f"refused by holder: {exc}")
+            if retained and exc.reason == Reason.ROLLBACK:  # e.g. older than the bundle's
+                self._count(self.stats.stale, kind)
+            else:
+                self._refuse(kind, topic, f"refused by holder: {exc}")
             return
         except Exception as exc:  # the agent could not apply it: not applied, say why
             log.exception("gate %s: %s callback failed", self.gate, kind)
