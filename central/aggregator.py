@@ -259,10 +259,11 @@ class Aggregator:
         if self._registry is None:
             raise DownlinkError("this centre checks no gate identities: configure [registry] "
                                 "with a first registry file")
-        try:
-            self.set_registry(reg)
-        except DocumentRefused as exc:
-            raise DownlinkError(f"gate registry refused: {exc}") from None
+        with self._give_lock:
+            try:
+                self.set_registry(reg)
+            except DocumentRefused as exc:  # an older (or another same-version) registry
+                raise DocumentNotNewer(f"gate registry refused: {exc}") from None
         return Given(documents.KIND_GATE_REGISTRY, reg.version,
                      f"gate_registry: {len(reg.gates)} gates", bytes(raw))
 
