@@ -321,3 +321,43 @@ def test_agent_run_exits_non_zero_when_the_camera_never_comes_back(
     assert last.startswith("gatepass: error: frame source opencv:/dev/video99 could not be "
                            "reopened within 2 s"), err
     assert "Traceback" not in err
+
+
+def test_agent_run_on_stdin_exits_non_zero_when_the_feed_closes(
+    tmp_path: Path, bundle: Path, sandbox: Sandbox
+) -> None:
+    """Unplugging a stdin wedge = its feeding process ending: nothing can reopen a pipe,
+    so the agent exits 3 at once (after deciding on what it got) for systemd to restart."""
+    import json
+
+    from gate_agent.ledger import Ledger
+
+    cfg = gate_toml(tmp_path, bundle, 'kind = "wedge"\ndevice = "stdin"')
+    now = int(time.time())
+    permit = sandbox.issue(site=SITE, slot=(now - 600, now + 7200))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gatepass", "agent", "run", "--config", str(cfg), "--text-logs"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stderr is not None and proc.stdin is not None
+        lines = []
+        for line in proc.stderr:
+            lines.append(line)
+            if "running (entrance)" in line:
+                break
+        proc.stdin.write(permit + "\n")
+        proc.stdin.close()  # the scanner bridge died
+        proc.wait(timeout=DEADLINE_S)  # its logs are a few lines: no pipe fills up
+        rest = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    err = "".join(lines) + rest
+    assert proc.returncode == 3, err
+    assert err.strip().splitlines()[-1].startswith(
+        "gatepass: error: frame source wedge:stdin: standard input was closed"), err
+    with Ledger(tmp_path / "ledger.sqlite", gate="g1", site=SITE) as ledger:
+        events = [r.event for r in ledger.events()]
+    assert [(e.verdict, e.party) for e in events] == [("admit", 1)], json.dumps(err)
