@@ -373,17 +373,28 @@ class GateAgent:
 
         Waiting on the source is healthy (a quiet scanner, a camera being reopened: the
         source's own give-up time bounds that); one frame in processing for longer than
-        ``max_busy_s``, a source that gave up, or a frame thread that died are not.
+        ``max_busy_s``, a source that gave up, or a frame thread that died are not. Nor is
+        a live camera that claims to be connected but sent nothing for three times its
+        ``stall_after_s``: its driver hangs past every timeout, and only a restart helps.
         """
         if self.source is None:
             return True
         if self._source_failure is not None:
             return False
+        now = self._mono()
         busy = self._busy_since
-        if busy is not None and self._mono() - busy > max_busy_s:
+        if busy is not None and now - busy > max_busy_s:
             return False
         if self._stop.is_set() or self._source_finished:
             return True
+        stall = getattr(getattr(self.source, "policy", None), "stall_after_s", None)
+        if isinstance(stall, (int, float)):
+            try:
+                quiet = self.source.status().quiet_for_s
+            except Exception:  # a health probe must never break the watchdog
+                quiet = None
+            if quiet is not None and quiet > 3 * stall + max_busy_s:
+                return False
         return any(th.name == "gate-agent-frames" and th.is_alive() for th in self._threads)
 
     def source_health(self) -> dict[str, Any] | None:

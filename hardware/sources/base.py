@@ -41,7 +41,9 @@ class SourceStatus:
     counts good frames passed over to deliver a newer one. ``disconnects`` counts outages
     (a drop and the failed reopen attempts after it are one), ``reconnects`` the returns;
     ``down_for_s`` is how long the current outage has lasted (``None`` while up) and
-    ``gave_up`` is true once the source stopped trying (``SourceGaveUp`` was raised).
+    ``gave_up`` is true once the source stopped trying (``SourceGaveUp`` was raised);
+    ``quiet_for_s`` (live cameras: sources with a stall time) is how long a connected
+    source has gone without a frame since its last frame or (re)connection.
     """
 
     name: str
@@ -55,6 +57,7 @@ class SourceStatus:
     dropped: int = 0
     down_for_s: float | None = None
     gave_up: bool = False
+    quiet_for_s: float | None = None
 
 
 class FrameSource(ABC):

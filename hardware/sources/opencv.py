@@ -34,7 +34,9 @@ class OpenCVSource(ReopeningSource):
     """
 
     def __init__(self, cfg: OpenCVSourceConfig, *, clock: Clock = time.monotonic) -> None:
-        super().__init__(clock=clock, policy=ReopenPolicy.from_config(cfg))
+        live = not _is_file(cfg.device)
+        super().__init__(clock=clock, policy=ReopenPolicy.from_config(
+            cfg, stall_after_s=cfg.stall_after_s if live else None))
         try:
             import cv2
         except ImportError as exc:  # pragma: no cover - a core dependency
@@ -50,7 +52,6 @@ class OpenCVSource(ReopeningSource):
         if self._is_file and not Path(str(cfg.device)).is_file():
             raise SourceUnavailable(f"video file {cfg.device} does not exist")
         self._cap: Any = None
-        live = not self._is_file
         self._drop_stale = live if cfg.drop_stale is None else cfg.drop_stale
         self._grabber: threading.Thread | None = None
         self._cond = threading.Condition()

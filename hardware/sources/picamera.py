@@ -22,7 +22,8 @@ class Picamera2Source(ReopeningSource):
     """Frames from ``Picamera2.capture_array()`` as BGR (picamera2's ``RGB888``)."""
 
     def __init__(self, cfg: Picamera2SourceConfig, *, clock: Clock = time.monotonic) -> None:
-        super().__init__(clock=clock, policy=ReopenPolicy.from_config(cfg))
+        super().__init__(clock=clock, policy=ReopenPolicy.from_config(
+            cfg, stall_after_s=cfg.stall_after_s))
         self.cfg = cfg
         self.name = f"picamera2:{cfg.camera_num}"
         try:

@@ -10,7 +10,9 @@ A backend says only how to open its device (``_connect``), take the next capture
 - a source that is away for ``give_up_after_s`` raises :class:`SourceGaveUp` from
   ``read()`` (the agent then exits non-zero for systemd to restart it);
 - with ``stall_after_s``, a backend that keeps answering :data:`IDLE` (no frame within its
-  poll period) for that long counts as dropped too: a camera that hangs without an error;
+  poll period) for that long counts as dropped too: a camera that hangs without an error
+  (a backend whose driver call itself blocks uses a driver timeout instead; the agent's
+  watchdog check is the last resort for a driver that hangs regardless);
 - ``close()`` from another thread ends a waiting back-off at once.
 
 Supervision times come from ``time.monotonic`` (``mono``), not from the frame clock,
@@ -230,11 +232,15 @@ class ReopeningSource(FrameSource):
         self._connected = False
 
     def status(self) -> SourceStatus:
+        base = super().status()
+        now = self._mono()
         down = self._down_since
+        quiet = None
+        if self.policy.stall_after_s is not None and base.connected:
+            quiet = round(max(0.0, now - self._alive_since), 3)
         return replace(
-            super().status(), gave_up=self._gave_up,
-            down_for_s=None if down is None or self._connected else round(
-                self._mono() - down, 3),
+            base, gave_up=self._gave_up, quiet_for_s=quiet,
+            down_for_s=None if down is None or self._connected else round(now - down, 3),
         )
 
 

@@ -34,6 +34,7 @@ from prometheus_client import generate_latest
 from gate_agent.agent import GateAgent
 from gate_agent.watchdog import SdNotify, Watchdog, watchdog_interval_s
 from hardware.sources import open_source
+from hardware.sources.reopen import Capture, ReopeningSource, ReopenPolicy
 from verifier.sandbox import Sandbox
 
 MakeAgent = Callable[..., GateAgent]
@@ -223,6 +224,45 @@ def test_watchdog_pings_stop_while_a_frame_is_stuck(
         dog.close()
         dog.close()  # safe twice
         notifier.close()
+        agent.close()
+
+
+class HangingCamera(ReopeningSource):
+    """A live camera whose driver call blocks past every timeout once ``hang`` is set."""
+
+    name = "hanging-camera"
+
+    def __init__(self) -> None:
+        super().__init__(policy=ReopenPolicy(0.05, 0.1, None, stall_after_s=0.1))
+        self.hang = threading.Event()
+        self.release = threading.Event()
+        self._start(wait_for_device=True)
+
+    def _connect(self) -> None:
+        pass
+
+    def _next(self) -> Capture | None:
+        if self.hang.is_set():
+            self.release.wait(DEADLINE_S)
+            self.hang.clear()
+        time.sleep(0.01)
+        return Capture(np.zeros((8, 8), np.uint8), None, time.monotonic())
+
+
+def test_a_camera_driver_that_hangs_stops_the_watchdog(make_agent: MakeAgent) -> None:
+    camera = HangingCamera()
+    agent = make_agent(source=camera)
+    agent.start()
+    try:
+        wait_for(lambda: metric(agent, "gatepass_agent_frames_total") >= 3, "frames")
+        assert agent.frame_loop_healthy(0.1)
+        camera.hang.set()
+        # Connected, silent for more than 3 x stall_after_s: only a restart helps.
+        wait_for(lambda: not agent.frame_loop_healthy(0.1), "the hang to count")
+        camera.release.set()
+        wait_for(lambda: agent.frame_loop_healthy(0.1), "health after the driver returns")
+    finally:
+        camera.release.set()
         agent.close()
 
 
