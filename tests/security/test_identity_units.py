@@ -336,3 +336,44 @@ def test_the_centre_takes_newer_registries_only_and_other_workers_adopt_them(
         assert other.registry is not None and other.registry.version == 2
         agg.close()
         other.close()
+
+
+def test_a_registry_posted_to_the_dashboard_takes_the_document_path(
+        tmp_path: Path, sb: Sandbox) -> None:
+    import http.client
+
+    from central.aggregator import Aggregator
+    from central.dashboard import DashboardServer
+    from central.store import open_store
+    from sync.config import BrokerConfig
+
+    _, entries = _entries()
+    store = sb.new_store()
+    reg1 = open_registry(sign_registry(entries[:1], 1, sb.root), store, now=NOW)
+
+    def post(port: int, raw: bytes) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("POST", "/api/documents", body=raw)
+            resp = conn.getresponse()
+            resp.read()
+            return resp.status
+        finally:
+            conn.close()
+
+    with open_store(f"sqlite:///{tmp_path / 'c.db'}") as db:
+        agg = Aggregator(store=db, broker=BrokerConfig(), client_id="w1", trust=store,
+                         registry=reg1, clock=lambda: NOW)
+        dash = DashboardServer(store=db, sites=[], port=0, give=agg.give,
+                               max_body_bytes=1 << 20)
+        dash.start()
+        try:
+            assert post(dash.port, sign_registry(entries, 3, sb.root)) == 201
+            assert post(dash.port, sign_registry(entries[:2], 2, sb.root)) == 409  # older
+            stranger = SigningKey.generate()
+            assert post(dash.port, sign_registry(entries, 4, stranger)) >= 400
+            assert agg.registry is not None and agg.registry.version == 3
+            assert [d.version for d in db.documents(documents.KIND_GATE_REGISTRY)] == [3, 1]
+        finally:
+            dash.close()
+            agg.close()
