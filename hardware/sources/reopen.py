@@ -205,6 +205,9 @@ class ReopeningSource(FrameSource):
             return False
         try:
             self._connect()
+        except SourceGaveUp:
+            self._gave_up = True
+            raise
         except (SourceUnavailable, OSError) as exc:
             self._disconnect()
             self._last_error = _why(exc)
