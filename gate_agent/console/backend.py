@@ -69,7 +69,14 @@ times are epoch seconds UTC; keys not listed here are allowed and ignored)::
         "fps": float, "decode_ms": float,  # frame rate, median decode time
         "clock": str,                      # same as clock.state
         "sync_backlog": int,               # events not yet acknowledged by the centre
-        "online": bool?                    # broker link up
+        "online": bool?,                   # broker link up
+        "source": {                        # the frame source; null when the gate has none
+          "state": str,                    # up | reconnecting | finished | failed (banner)
+          "name": str, "connected": bool,
+          "last_frame_age_s": float,       # since the frame loop last got a frame
+          "down_for_s": float?,            # how long the current outage has lasted
+          "disconnects": int, "reconnects": int, "last_error": str?, ...
+        }?
       }
     }
 
