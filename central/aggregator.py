@@ -45,7 +45,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from central.downlink import DownlinkSigner, Given, check_given, held_version
+from central.downlink import RELAYED_KINDS, DownlinkSigner, Given, check_given, held_version
 from central.errors import CentralError, DocumentNotNewer, DownlinkError, StoreError
 from central.metrics import CentralMetrics
 from central.store.base import Store
@@ -54,7 +54,7 @@ from sync.config import BrokerConfig
 from sync.errors import SyncError, TopicError, WireError
 from sync.schema import GateEvent
 from verifier import documents
-from verifier.errors import DocumentRefused, GatepassError, Reason
+from verifier.errors import DocumentRefused, GatepassError
 from verifier.registry import (
     BatchSignatureInvalid,
     GateRegistry,
@@ -250,11 +250,18 @@ class Aggregator:
         """A gate registry given to the centre: verify, refuse older, install. None when
         ``raw`` is another kind of document."""
         assert self._trust is not None
+        try:  # which kind is it? (anything refused here gets the generic path's answer)
+            doc = documents.read_document(
+                raw, (documents.KIND_GATE_REGISTRY, *RELAYED_KINDS), self._trust,
+                now=self._clock(),
+            )
+        except DocumentRefused:
+            return None
+        if doc.kind != documents.KIND_GATE_REGISTRY:
+            return None
         try:
             reg = open_registry(raw, self._trust, now=self._clock())
         except DocumentRefused as exc:
-            if exc.reason == Reason.WRONG_KIND:
-                return None
             raise DownlinkError(f"gate registry refused: {exc}") from None
         if self._registry is None:
             raise DownlinkError("this centre checks no gate identities: configure [registry] "
