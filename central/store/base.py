@@ -382,6 +382,12 @@ class SqlStore(Store):
           (old["gate"], old["seq"], old["eid"], json.dumps(dict(old), default=str),
            f"seq alarm resolved for {new.eid}", now))
         x(conn, "DELETE FROM events WHERE gate = ? AND seq = ?", (old["gate"], old["seq"]))
+        # The quarantined event becomes a refused contender: if its device sends it again
+        # it meets this (resolved) alarm and holds nothing back.
+        x(conn, "INSERT INTO seq_alarms (gate, seq, eid, stored_eid, body, first_seen, last_seen,"
+          " seen) VALUES (?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT (gate, seq, eid) DO NOTHING",
+          (old["gate"], old["seq"], old["eid"], new.eid, json.dumps(dict(old), default=str),
+           now, now))
         admit = old["verdict"] == "admit"
         x(conn, "UPDATE counts SET events = events - 1, admits = admits - ?, "
           "admitted = admitted - ? WHERE site = ? AND gate = ? AND slot = ? AND ptype = ? "

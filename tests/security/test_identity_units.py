@@ -377,3 +377,57 @@ def test_a_registry_posted_to_the_dashboard_takes_the_document_path(
         finally:
             dash.close()
             agg.close()
+
+
+# --- seq alarms in both stores ------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def central_store(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    from central.store import open_store
+
+    url = (f"sqlite:///{tmp_path / 'c.db'}" if request.param == "sqlite"
+           else request.getfixturevalue("postgres_url"))
+    with open_store(url) as s:
+        yield s
+
+
+def test_seq_alarm_holds_the_ack_and_resolution_recounts_exactly(central_store) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    store = central_store
+    first = [_event("g1", s) for s in (1, 2, 3)]
+    r = store.add_events(first, now=1.0)
+    assert r.acks == {"g1": 3}
+    assert r.proofs["g1"] == (1, wire.eid_digest(e.eid for e in first))
+    shared_ph = uuid.uuid4().hex
+    fake = replace(_event("g1", 4), ph=shared_ph, t=10.0)
+    assert store.add_events([fake], now=2.0).acks == {"g1": 4}  # nobody knows yet
+    other = replace(_event("g2", 1), ph=shared_ph, t=20.0)
+    assert store.add_events([other], now=3.0).conflicts == 1  # g2 flagged against the fake
+    real = _event("g1", 4)
+    r = store.add_events([real, _event("g1", 5)], now=4.0)
+    assert r.seq_conflicts == (("g1", 4, real.eid, fake.eid),)
+    assert r.acks == {"g1": 3}  # never acknowledged as the gate's: held below the alarm
+    assert r.proofs["g1"][0] > 3  # names nothing
+    again = store.add_events([real], now=5.0)
+    assert again.acks == {"g1": 3}
+    (alarm,) = store.seq_alarms(open_only=True)
+    assert (alarm.seen, alarm.stored_eid) == (2, fake.eid)
+    with pytest.raises(Exception, match="neither"):
+        store.resolve_seq_alarm("g1", 4, uuid.uuid4().hex, now=6.0)
+    what = store.resolve_seq_alarm("g1", 4, real.eid, now=6.0)
+    assert "quarantined" in what and store.seq_alarm_count() == 0
+    keys = dict(store.stored_keys("g1"))
+    assert keys[4] == real.eid and len(keys) == 5
+    r = store.add_events([real], now=7.0)
+    assert r.acks == {"g1": 5}
+    assert r.proofs["g1"] == (4, wire.eid_digest([real.eid, keys[5]]))
+    assert sum(c.admitted for c in store.counts() if c.gate == "g1") == 5
+    assert sum(c.events for c in store.counts()) == 6
+    assert store.conflict_count() == 0  # the quarantined admission no longer stands
+    with pytest.raises(Exception, match="no open seq alarm"):
+        store.resolve_seq_alarm("g1", 4, real.eid, now=8.0)
+    # the quarantined event coming back is an alarm of its own, already resolved: no hold
+    store.add_events([fake], now=9.0)
+    assert store.add_events([_event("g1", 6)], now=10.0).acks == {"g1": 6}
