@@ -449,6 +449,8 @@ class GateAgent:
                 permit = self._verify(
                     text, reading.t, trust=self.trust.store,
                     revocations=self.trust.revocations, window=self._window(),
+                    presentation_policy=cfg.permits.presentation,
+                    presentation_tolerance_s=cfg.permits.presentation_tolerance_s,
                 )
             except PermitRefused as exc:
                 permit = None

@@ -50,6 +50,19 @@ class PermitRules(_Strict):
         default_factory=lambda: ["ok", "cleared"],
         description="permit health statuses admitted; any other status is refused (health_status)",
     )
+    presentation: Literal["required", "preferred", "static"] = Field(
+        default="required",
+        description="holder-bound permits (cnf): 'required' admits only a live presentation"
+        " (GPP1:) from the holder's phone, a bare one is presentation_required; 'preferred'"
+        " admits a bare one flagged no_live_code (check the holder's ID); 'static' admits it"
+        " unflagged. A presentation shown is always verified; paper permits work in every mode",
+    )
+    presentation_tolerance_s: int = Field(
+        default=30,
+        ge=0,
+        le=300,
+        description="seconds a presentation's time step may lie from the gate clock, each side",
+    )
 
 
 class PassbackRules(_Strict):

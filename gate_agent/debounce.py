@@ -5,11 +5,29 @@ more; the gate must act once. A payload becomes a *new* scan again only after it
 has been out of sight for ``hold_off_s`` seconds (a person stepping back and
 showing it again), measured on the caller's monotonic clock, so tests need no
 sleeping.
+
+A presentation (``GPP1:``) renews its text every time step while the phone is held
+up; its key is the permit it carries, so a code renewing in front of the camera is
+still the same scan.
 """
 
 from __future__ import annotations
 
 from gate_agent.decode import Code
+from verifier import presentation
+from verifier.errors import PermitRefused
+
+
+def scan_key(data: bytes) -> bytes:
+    """What makes two payloads the same scan: the embedded permit of a presentation,
+    else the payload itself (an unreadable presentation keys on its own bytes)."""
+    if not data.startswith(b"GPP1:"):
+        return data
+    try:
+        permit, _ = presentation.split(data)
+    except PermitRefused:
+        return data
+    return b"GPP1/permit:" + permit
 
 
 class Debouncer:
@@ -32,14 +50,17 @@ class Debouncer:
         now = max(float(t_mono), self._now)
         self._now = now
         fresh: list[Code] = []
+        fresh_keys: set[bytes] = set()
         for code in codes:
-            last = self._last_seen.get(code.data)
+            key = scan_key(code.data)
+            last = self._last_seen.get(key)
             # Seen recently: still the same presentation; refresh so a permit held
             # up for a long time is never re-admitted while in view.
             is_new = last is None or now - last > self.hold_off_s
-            if is_new and all(c.data != code.data for c in fresh):
+            if is_new and key not in fresh_keys:
                 fresh.append(code)
-            self._last_seen[code.data] = now
+                fresh_keys.add(key)
+            self._last_seen[key] = now
         self._expire(now)
         return fresh
 

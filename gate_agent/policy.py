@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Final
 
 from gate_agent.clock import TimeReading
 from gate_agent.config import AgentConfig
-from gate_agent.reasons import FLAG_OFFLINE_SOFT, FLAG_TIME_OVERRIDE, GateReason, Verdict
+from gate_agent.reasons import (
+    FLAG_NO_LIVE_CODE,
+    FLAG_OFFLINE_SOFT,
+    FLAG_TIME_OVERRIDE,
+    GateReason,
+    Verdict,
+)
 from verifier.errors import PermitRefused, Reason
 
 if TYPE_CHECKING:
@@ -24,7 +30,8 @@ if TYPE_CHECKING:
 TIME_DEPENDENT: Final = frozenset(
     {
         Reason.NOT_YET_VALID, Reason.EXPIRED, Reason.ISSUED_IN_FUTURE, Reason.KEY_NOT_VALID,
-        Reason.TOO_EARLY, Reason.TOO_LATE,
+        Reason.TOO_EARLY, Reason.TOO_LATE, Reason.PRESENTATION_EXPIRED,
+        Reason.PRESENTATION_IN_FUTURE,
     }
 )
 
@@ -114,6 +121,13 @@ def _entrance_or_boarding(permit: VerifiedPermit, cfg: AgentConfig, state: GateS
         return Decision(Verdict.UNTRUSTED_TIME, GateReason.UNTRUSTED_TIME.value)
     if state.time.confidence == "override":
         flags.append(FLAG_TIME_OVERRIDE)
+    if permit.holder_key is not None and permit.presentation is None:
+        # Shown bare (a static copy): verify_at refuses it under 'required' already; this
+        # holds for any verify function the agent was given.
+        if rules.presentation == "required":
+            return Decision(Verdict.DENY, Reason.PRESENTATION_REQUIRED.value)
+        if rules.presentation == "preferred":
+            flags.append(FLAG_NO_LIVE_CODE)
     if permit.site != cfg.site:
         return _deny(GateReason.WRONG_SITE)
     if permit.ptype not in rules.types:

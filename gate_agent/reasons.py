@@ -46,4 +46,5 @@ class Verdict(StrEnum):
 #: Flags set on events (``GateEvent.flags``).
 FLAG_OFFLINE_SOFT: Final = "offline_soft"  # admitted although site-wide use was unknown
 FLAG_TIME_OVERRIDE: Final = "time_override"  # decided on an operator-overridden clock
+FLAG_NO_LIVE_CODE: Final = "no_live_code"  # holder-bound permit shown bare ('preferred')
 FLAG_PARTIAL: Final = "partial"  # part of a group admitted (attendant head count)
