@@ -153,6 +153,7 @@
     icon($("verdict-icon"), v);
     $("verdict-word").textContent = v === "none" ? ui("verdict_none") : verdictWord(v);
     $("override-tag").hidden = !(d && d.kind === "override");
+    $("live-tag").hidden = !(d && (d.flags || []).includes("no_live_code"));
     if (!d) {
       $("attendant-msg").textContent = "";
       $("pilgrim-box").hidden = true;
