@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
+from verifier.presentation import holder_public_key
+
 CLAIM_ISS: Final = 1
 CLAIM_EXP: Final = 4
 CLAIM_NBF: Final = 5
@@ -199,8 +201,6 @@ _COSE_KEY_LABELS: Final = (1, -1, -2, -3)  # kty, crv, x, y: bytewise order of t
 
 def _holder_key(cnf: Any) -> bytes:
     """SEC1 point from ``cnf = {1: {1: 2, -1: 1, -2: x, -3: y | bool}}`` (P-256, RFC 9053)."""
-    from verifier.presentation import holder_public_key
-
     if type(cnf) is not dict or tuple(cnf) != (1,) or type(cnf[1]) is not dict:
         raise ClaimsInvalid("cnf must be {1: COSE_Key}")
     key = cnf[1]
@@ -332,16 +332,36 @@ def decode_claims(claims: Any, kid: bytes, alg: str) -> VerifiedPermit:
     return permit
 
 
-# Key tuples (in wire order) already seen in bytewise order of their encodings: every
-# known claim key is one byte, unsigned 0x01..0x07 before negative 0x20..0x28.
+# Bytewise order of the encoded claim keys: every known key is one byte, unsigned
+# 0x01..0x08 before negative 0x20..0x28.
 _CLAIM_RANK: Final = {k: k if k >= 0 else 100 - k for k in KNOWN_CLAIMS}
-_ordered_keys: set[tuple[Any, ...]] = set()
-_ORDERED_KEYS_MAX: Final = 1024
 
 
 def _ilen(v: int) -> int:
     """Bytes of the shortest CBOR head for a non-negative argument ``v`` (1, 2, 3, 5, 9)."""
     return 1 + (v > 23) + (v > 0xFF) + 2 * (v > 0xFFFF) + 4 * (v > 0xFFFFFFFF)
+
+
+#: Head size by ``int.bit_length()`` of a non-negative argument of 24 or more (2, 3, 5
+#: or 9 bytes); below 24 the head is the single byte.
+_HEAD_BY_BITS: Final = tuple(
+    2 if b <= 8 else 3 if b <= 16 else 5 if b <= 32 else 9 for b in range(65)
+)
+# (key order, iss, type, site, health, gate groups) -> the bytes those parts take, for
+# key orders already checked: issuers repeat them on every permit. Bounded.
+_templates: dict[tuple[Any, ...], int] = {}
+_TEMPLATES_MAX: Final = 4096
+
+
+def _template_len(keys: tuple[Any, ...], f: dict[str, Any]) -> int | None:
+    """Bytes of the map head, keys, text claims and fixed-size parts; None: key order bad."""
+    rank = _CLAIM_RANK
+    if any(rank[a] >= rank[b] for a, b in itertools.pairwise(keys)):
+        return None
+    n = 1 + len(keys) + 1 + PERMIT_ID_LEN + 1 + 1 + 1 + 1  # map, keys, cti, 3 arrays, hash
+    for text in (f["issuer"], f["ptype"], f["site"], f["health"], *f["gate_groups"]):
+        n += len(text) + 1 + (len(text) > 23)  # ASCII, at most 64 characters
+    return n
 
 
 def claims_canonical(claims: Any, permit: VerifiedPermit, size: int) -> bool | None:
@@ -357,45 +377,42 @@ def claims_canonical(claims: Any, permit: VerifiedPermit, size: int) -> bool | N
     :func:`decode_claims`), so its length in characters is its length in bytes.
     """
     keys = tuple(claims)
-    if keys not in _ordered_keys:
+    f = permit.__dict__
+    tkey = (keys, f["issuer"], f["ptype"], f["site"], f["health"], f["gate_groups"])
+    n = _templates.get(tkey)
+    if n is None:
         if not KNOWN_CLAIMS.issuperset(keys):
             return None
-        rank = _CLAIM_RANK
-        if any(rank[a] >= rank[b] for a, b in itertools.pairwise(keys)):
+        n = _template_len(keys, f)
+        if n is None:
             return False
-        if len(_ordered_keys) >= _ORDERED_KEYS_MAX:
-            _ordered_keys.clear()
-        _ordered_keys.add(keys)
-    f = permit.__dict__
-    # text heads: 1 byte up to 23 characters, 2 up to 255 (identifiers are <= 64)
-    n = 0
-    for text in (f["issuer"], f["ptype"], f["site"], f["health"], *f["gate_groups"]):
-        n += len(text) + 1 + (len(text) > 23)
+        if len(_templates) >= _TEMPLATES_MAX:
+            _templates.clear()
+        _templates[tkey] = n
+    heads = _HEAD_BY_BITS
     start, iat, party = f["slot_start"], f["issued_at"], f["party"]
     duration = f["slot_end"] - start
     n += (
-        1 + len(keys)  # map head (at most 14 pairs) and one byte per key
-        + 1 + PERMIT_ID_LEN  # cti
-        + 1 + (iat > 23) + (iat > 0xFF) + 2 * (iat > 0xFFFF) + 4 * (iat > 0xFFFFFFFF)
-        + 3 + (start > 23) + (start > 0xFF) + 2 * (start > 0xFFFF) + 4 * (start > 0xFFFFFFFF)
-        + (duration > 23) + (duration > 0xFF) + 2 * (duration > 0xFFFF)  # <= 31 days
-        + 1  # gate groups array head (at most 16)
-        + 1 + (party > 23)  # party <= 64
-        + 3 + len(f["holder_initials"]) + len(f["holder_doc_digits"])  # array, 2 short texts
-        + 1 + len(f["holder_hash"])
+        (1 if iat < 24 else heads[iat.bit_length()])
+        + (1 if start < 24 else heads[start.bit_length()])
+        + (1 if duration < 24 else heads[duration.bit_length()])
+        + (1 if party < 24 else 2)  # party <= 64
+        + 2 + len(f["holder_initials"]) + len(f["holder_doc_digits"])  # 2 short texts
+        + len(f["holder_hash"])
     )
-    exp, nbf, route, departure = f["expires_at"], f["not_before"], f["route"], f["departure"]
-    if exp is not None:
-        n += _ilen(exp)
-    if nbf is not None:
-        n += _ilen(nbf)
-    if route is not None:
-        n += len(route) + 1 + (len(route) > 23)
-    if departure is not None:
-        n += _ilen(departure)
-    holder_key = f["holder_key"]
-    if holder_key is not None:  # labels checked in order by _holder_key; 2+2+35+1 bytes + y
-        n += 43 + (1 if len(holder_key) == 33 else 34)
+    if len(keys) > 10:  # optional claims present (10 are required)
+        exp, nbf, route, departure = f["expires_at"], f["not_before"], f["route"], f["departure"]
+        if exp is not None:
+            n += _ilen(exp)
+        if nbf is not None:
+            n += _ilen(nbf)
+        if route is not None:
+            n += len(route) + 1 + (len(route) > 23)
+        if departure is not None:
+            n += _ilen(departure)
+        holder_key = f["holder_key"]
+        if holder_key is not None:  # labels checked in order by _holder_key; 2+2+35+1 + y
+            n += 43 + (1 if len(holder_key) == 33 else 34)
     return bool(n == size)
 
 
