@@ -202,6 +202,77 @@ def test_opencv_unplug_and_replug(video: Path, tmp_path: Path, drop_stale: bool)
     assert status.reconnects >= 1 and status.disconnects >= 1 and not status.gave_up
 
 
+class MjpegCamera:
+    """An IP camera on 127.0.0.1: multipart JPEG over HTTP, which can hang (``stall``).
+
+    Stalled, it keeps its connections open and says nothing, new ones included: what a
+    camera with a crashed encoder does. Only OpenCV's timeouts get a reader out of that.
+    """
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        ok, buf = cv2.imencode(".jpg", np.full((48, 64, 3), 120, np.uint8))
+        assert ok
+        jpeg = buf.tobytes()
+        self.stalled = threading.Event()
+        self.stop = threading.Event()
+        cam = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                while cam.stalled.is_set() and not cam.stop.is_set():
+                    time.sleep(0.02)
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                part = (b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
+                        % len(jpeg)) + jpeg + b"\r\n"
+                try:
+                    while not cam.stop.is_set():
+                        if not cam.stalled.is_set():
+                            self.wfile.write(part)
+                        time.sleep(0.05)
+                except OSError:
+                    return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/cam.mjpg"
+        threading.Thread(target=self.server.serve_forever, name="test-mjpeg",
+                         daemon=True).start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_opencv_stream_that_stalls_is_dropped_and_reopened() -> None:
+    cam = MjpegCamera()
+    try:
+        src = open_source({"kind": "opencv", "device": cam.url, "stall_after_s": 1.0,
+                           "give_up_after_s": 60, **FAST})
+        with src:
+            assert all(src.read() is not None for _ in range(3))
+            cam.stalled.set()  # the stream hangs without closing: no error, no frames
+            reader = Reader(src)
+            wait_for(lambda: src.status().disconnects == 1 and not src.status().connected,
+                     "the stalled stream to count as dropped")
+            before = len(reader.frames)
+            cam.stalled.clear()
+            wait_for(lambda: src.status().reconnects >= 1 and len(reader.frames) > before,
+                     "frames after the stream came back")
+            status = src.status()
+        reader.join()
+        assert status.disconnects >= 1 and not status.gave_up and reader.error is None
+    finally:
+        cam.close()
+
+
 # ------------------------------------------------------------------ image folder
 
 
