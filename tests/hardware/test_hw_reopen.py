@@ -453,3 +453,19 @@ def test_scene_simulator_unplug_and_replug() -> None:
         status = src.status()
     reader.join()
     assert status.reconnects == 1 and status.connected and reader.error is None
+
+
+# ------------------------------------------------------------------ settings
+
+
+@pytest.mark.parametrize("kind", ["opencv", "folder", "picamera2", "wedge", "scene"])
+def test_every_source_has_the_reopen_settings(kind: str) -> None:
+    from hardware.config import parse_source_config
+
+    extra = {"opencv": {"device": 0}, "folder": {"path": "x"}}.get(kind, {})
+    cfg = parse_source_config({"kind": kind, **extra})
+    policy = ReopenPolicy.from_config(cfg)
+    assert (policy.delay_s, policy.max_delay_s, policy.give_up_after_s) == (1.0, 10.0, 60.0)
+    with pytest.raises(ValueError, match="max_reconnect_delay_s"):
+        parse_source_config({"kind": kind, **extra, "reconnect_delay_s": 5,
+                             "max_reconnect_delay_s": 1})
