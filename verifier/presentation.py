@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -169,6 +169,54 @@ def holder_public_key(point: bytes) -> ec.EllipticCurvePublicKey:
     return key
 
 
+def _der(signature: bytes) -> bytes:
+    """DER ``ECDSA-Sig-Value`` for a 64-byte ``r || s`` (as :func:`verifier.verify.raw_to_der`;
+    that module imports this one)."""
+    r, s = signature[:32].lstrip(b"\0"), signature[32:].lstrip(b"\0")
+    if not r or r[0] & 0x80:
+        r = b"\0" + r
+    if not s or s[0] & 0x80:
+        s = b"\0" + s
+    return b"".join((b"\x30", bytes((len(r) + len(s) + 4, 2, len(r))), r, bytes((2, len(s))), s))
+
+
+def _uint(data: bytes, pos: int, what: str) -> tuple[int, int]:
+    """A shortest-form unsigned integer (major type 0, at most 8 bytes) at ``pos``."""
+    if pos >= len(data) or data[pos] >> 5 != 0:
+        raise PermitRefused(Reason.BAD_PRESENTATION, f"proof {what} must be an unsigned integer")
+    info = data[pos] & 0x1F
+    if info < 24:
+        return info, pos + 1
+    if info > 27:
+        raise PermitRefused(Reason.BAD_PRESENTATION, f"proof {what} is not well-formed")
+    width = 1 << (info - 24)
+    end = pos + 1 + width
+    if end > len(data):
+        raise PermitRefused(Reason.BAD_PRESENTATION, "proof payload truncated")
+    value = int.from_bytes(data[pos + 1 : end], "big")
+    if value < (24 if width == 1 else 1 << (4 * width)):
+        raise PermitRefused(
+            Reason.BAD_PRESENTATION, f"proof {what} not in its shortest encoding (non-canonical)"
+        )
+    return value, end
+
+
+def _proof_payload(payload: bytes) -> tuple[int, int]:
+    """``(step, period)`` from the canonical map ``{1: step, 2: period}``, read by hand:
+    exactly these bytes are the one deterministic encoding, so nothing else is accepted."""
+    if payload[:2] != b"\xa2\x01":
+        raise PermitRefused(Reason.BAD_PRESENTATION, "proof payload must be {1: step, 2: period}")
+    step, pos = _uint(payload, 2, "step")
+    if payload[pos : pos + 1] != b"\x02":
+        raise PermitRefused(Reason.BAD_PRESENTATION, "proof payload must be {1: step, 2: period}")
+    period, pos = _uint(payload, pos + 1, "period")
+    if pos != len(payload):
+        raise PermitRefused(Reason.BAD_PRESENTATION, "trailing bytes in the proof payload")
+    if step >= _MAX_STEP:
+        raise PermitRefused(Reason.BAD_PRESENTATION, "proof step out of range")
+    return step, period
+
+
 def verify_proof(
     proof: bytes,
     permit_cose: bytes,
@@ -197,26 +245,14 @@ def verify_proof(
     message = cose.sig_structure(
         protected_raw, unverified_payload, hashlib.sha256(permit_cose).digest()
     )
-    # Local import: verify.py imports this module.
-    from verifier.verify import raw_to_der
-
     try:
-        holder_public_key(holder_key).verify(raw_to_der(signature), message, _ECDSA_SHA256)
+        holder_public_key(holder_key).verify(_der(signature), message, _ECDSA_SHA256)
     except InvalidSignature:
         raise PermitRefused(
             Reason.BAD_PRESENTATION, "proof not signed by the permit's holder key"
         ) from None
-    payload = unverified_payload
-    try:
-        claims: Any = canonical.loads(payload, max_depth=1)
-    except (canonical.CborInvalid, canonical.CborNonCanonical) as exc:
-        raise PermitRefused(Reason.BAD_PRESENTATION, f"proof payload: {exc}") from None
-    if type(claims) is not dict or set(claims) != {1, 2}:
-        raise PermitRefused(Reason.BAD_PRESENTATION, "proof payload must be {1: step, 2: period}")
-    step, period = claims[1], claims[2]
-    if type(step) is not int or not 0 <= step < _MAX_STEP:
-        raise PermitRefused(Reason.BAD_PRESENTATION, "proof step must be an unsigned integer")
-    if type(period) is not int or not MIN_PERIOD_S <= period <= MAX_PERIOD_S:
+    step, period = _proof_payload(unverified_payload)
+    if not MIN_PERIOD_S <= period <= MAX_PERIOD_S:
         raise PermitRefused(
             Reason.BAD_PRESENTATION, f"proof period must be {MIN_PERIOD_S}-{MAX_PERIOD_S} s"
         )

@@ -8,7 +8,7 @@ issued in the future, revoked, not yet valid, expired, slot window.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from math import isfinite
 from typing import Any, Final, cast
 
@@ -231,7 +231,10 @@ def verify_at(
         when = presentation.verify_proof(
             proof, cose_bytes, permit.holder_key, now, tolerance_s=presentation_tolerance_s
         )
-        permit = replace(permit, presentation=(when.step, when.period_s))
+        shown = object.__new__(VerifiedPermit)  # as decode_claims: every field is checked
+        fields = {**permit.__dict__, "presentation": (when.step, when.period_s)}
+        object.__setattr__(shown, "__dict__", fields)
+        permit = shown
     elif permit.holder_key is not None and presentation_policy == "required":
         raise PermitRefused(
             Reason.PRESENTATION_REQUIRED, "holder-bound permit shown without a live code"

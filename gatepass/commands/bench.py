@@ -9,7 +9,7 @@ import argparse
 import importlib
 from typing import Any
 
-BENCHMARKS = ("verify", "decode", "agent", "sync")
+BENCHMARKS = ("verify", "decode", "agent", "sync", "presentation")
 
 
 def register(sub: Any) -> None:
