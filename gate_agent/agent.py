@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from gate_agent.clock import TimeReading, TrustedClock
 from gate_agent.config import AgentConfig
@@ -122,7 +123,7 @@ class _Metrics:
         )
 
 
-class _SourceCollector:
+class _SourceCollector(Collector):
     """Source gauges and counters, read from the source when Prometheus scrapes.
 
     Computed at scrape time, so the per-frame path only stores a monotonic timestamp.
@@ -132,7 +133,7 @@ class _SourceCollector:
         self._agent = agent
 
     def describe(self) -> list[Metric]:
-        return []  # unchecked: the metric names depend on nothing registered elsewhere
+        return []  # names not reserved up front: one collector per agent registry
 
     def collect(self) -> list[Metric]:
         info = self._agent.source_health()
@@ -212,7 +213,7 @@ class GateAgent:
         self._mono = mono
         self.metrics_registry = registry if registry is not None else CollectorRegistry()
         self._m = _Metrics(self.metrics_registry)
-        self.metrics_registry.register(_SourceCollector(self))  # type: ignore[arg-type]
+        self.metrics_registry.register(_SourceCollector(self))
         # One decision at a time: usage is read, decided on and committed as one step.
         self._decide_lock = threading.RLock()
         self._state_lock = threading.Condition()
