@@ -23,12 +23,19 @@ The one text transformation of mosquitto.conf, and nothing else:
    ``mosquitto`` user, which cannot read pytest's private tmp dirs;
 4. only if the shipped ``plugin`` path does not exist on this machine (another
    architecture), it is replaced by the dynamic-security plugin found under /usr/lib.
+
+``GATEPASS_DEPLOY_DIR`` (or ``deploy_dir=``) points the same tests at another deployment
+directory, e.g. the previous release's, to watch the attacks work there. A config with
+``password_file`` gets one written with
+:func:`central.provisioning.broker.password_file_line`; an ``acl_file`` is copied from
+that directory.
 """
 
 from __future__ import annotations
 
 import getpass
 import glob
+import os
 import re
 import shutil
 import signal
@@ -43,12 +50,17 @@ from typing import Any
 from central.provisioning.broker import (
     DYNSEC_FILE,
     BrokerUser,
+    password_file_line,
     write_broker_files,
     write_secrets,
 )
 from sync.config import BrokerConfig
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
+
+
+def deploy_dir() -> Path:
+    return Path(os.environ.get("GATEPASS_DEPLOY_DIR") or DEPLOY)
 SHIPPED_PORTS = ("1883", "8883", "8884")
 
 
@@ -113,7 +125,7 @@ class ShippedBroker:
 
     def __init__(self, workdir: Path, users: Sequence[BrokerUser], *, tls: bool = True,
                  cert_gates: Sequence[str] | None = None,
-                 users_file: Path | None = None) -> None:
+                 users_file: Path | None = None, deploy: Path | None = None) -> None:
         self.workdir = Path(workdir)
         self.users = list(users)
         self.tls = tls
@@ -126,6 +138,7 @@ class ShippedBroker:
         self._log: Any = None
         self._prepared = False
         self._users_file = users_file
+        self.deploy = deploy if deploy is not None else deploy_dir()
 
     # --- addresses and credentials --------------------------------------------------------
     @property
@@ -194,10 +207,16 @@ class ShippedBroker:
         else:
             write_broker_files(self.users, self.etc)
         write_secrets(self.users, self.secrets)
-        shipped = (DEPLOY / "mosquitto.conf").read_text()
+        shipped = (self.deploy / "mosquitto.conf").read_text()
+        if re.search(r"^password_file ", shipped, flags=re.M):
+            (self.etc / "passwd").write_text(
+                "".join(password_file_line(u) + "\n" for u in self.users))
+        if re.search(r"^acl_file ", shipped, flags=re.M):
+            shutil.copy(self.deploy / "acl", self.etc / "acl")
         if self.tls:
-            subprocess.run([str(DEPLOY / "make-certs.sh"), str(self.etc / "certs"), "localhost",
-                            *self.cert_gates], check=True, capture_output=True, timeout=120)
+            subprocess.run([str(self.deploy / "make-certs.sh"), str(self.etc / "certs"),
+                            "localhost", *self.cert_gates],
+                           check=True, capture_output=True, timeout=120)
         else:
             shipped = _drop_tls_listeners(shipped)
         conf = render_conf(shipped, self.workdir, self.ports)
