@@ -212,12 +212,15 @@ def test_copied_permit_cannot_be_presented_from_another_profile(
         other.close()
 
 
-def test_works_offline_after_the_first_visit(
+def test_permit_file_then_works_offline_after_the_first_visit(
     browser_page: Any, wallet_server: Any, keys: Path, tmp_path: Path
 ) -> None:
     page = browser_page
     line = issue_for(keys, open_wallet(page, wallet_server.url), tmp_path)
-    add_permit(page, line)
+    permits_file = tmp_path / "permits.jsonl"  # opened as a file this time, not pasted
+    permits_file.write_text(line + "\n")
+    page.set_input_files("#add-file", str(permits_file))
+    expect(page.locator("#permits li")).to_have_count(1)
     # The service worker has precached every file and controls the page.
     assert page.evaluate(
         "async () => { const r = await navigator.serviceWorker.ready; return !!r.active }"
