@@ -357,6 +357,22 @@ def test_gate_cannot_take_over_another_gates_queued_session(
             rogue.close()
 
 
+def test_a_second_connection_of_a_user_replaces_the_first(deployment: Deployment) -> None:
+    b = deployment.broker
+    first = Rogue(b, "gate-c", client_id="one")
+    second = Rogue(b, "gate-c", client_id="two")
+    try:
+        assert second.connack is not None and not second.connack.is_failure
+        with first.cond:
+            assert first.cond.wait_for(lambda: bool(first.disconnects), 15), \
+                "two connections of one user held at once"
+        assert second.subscribe(topics.ack("gate-c")) == 1  # the second one is alive
+        assert "Client gate-c already connected, closing old connection." in b.log_text()
+    finally:
+        first.close()
+        second.close()
+
+
 def test_a_client_id_other_than_the_username_is_refused_by_the_plugin_too(
         deployment: Deployment) -> None:
     # Belt and braces: even where a listener did not rewrite client ids, the users file
