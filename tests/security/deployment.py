@@ -78,6 +78,17 @@ def _listening(port: int) -> bool:
         return False
 
 
+def _die_with_parent() -> None:
+    # A broker must not outlive a killed test run on a shared machine (Linux only). The
+    # signal follows the thread that started it: start brokers from the main thread.
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def mosquitto_binary() -> str | None:
     found = shutil.which("mosquitto")
     if found:
@@ -233,7 +244,8 @@ class ShippedBroker:
             raise RuntimeError("mosquitto is not installed")
         self._log = self.log_file.open("ab")
         self._proc = subprocess.Popen([binary, "-c", str(self.workdir / "mosquitto.conf")],
-                                      stdout=self._log, stderr=self._log)
+                                      stdout=self._log, stderr=self._log,
+                                      preexec_fn=_die_with_parent)
         wanted = [self.port] + ([self.tls_port, self.mtls_port] if self.tls else [])
         deadline = time.monotonic() + 20
         while not all(_listening(p) for p in wanted):
