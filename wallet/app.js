@@ -5,7 +5,7 @@ import { DEFAULT_PERIOD_S, PermitUnreadable, boundTo, makePresentation, readPerm
 import * as store from './store.js'
 
 const $ = (id) => document.getElementById(id)
-const state = { lang: 'en', device: null, permits: [], showing: null, timer: null, renewing: false }
+const state = { lang: 'en', device: null, permits: [], showing: null, timer: null, renewing: false, wake: null }
 
 function t (key, vars) {
   const s = LANGS[state.lang][key] ?? LANGS.en[key] ?? key
@@ -161,6 +161,8 @@ function startPresenting (p) {
     $('qr').hidden = false
     tick()
     state.timer = setInterval(tick, 250)
+    // Keep the screen on while the live code is shown (where the browser allows it).
+    if (navigator.wakeLock) navigator.wakeLock.request('screen').then((l) => { state.wake = l }, () => {})
   }
   section.scrollIntoView({ block: 'start' })
 }
@@ -168,6 +170,8 @@ function startPresenting (p) {
 function stopPresenting () {
   if (state.timer) clearInterval(state.timer)
   state.timer = null
+  if (state.wake) state.wake.release().catch(() => {})
+  state.wake = null
   state.showing = null
   const section = $('present')
   section.hidden = true
