@@ -201,6 +201,47 @@ def verify_speed(fx: dict[str, Any], revocations: int, rounds: int, per_round: i
     }
 
 
+def presentation_cases(sb: Any, now: float, revset: Any, window: Any) -> dict[str, Any]:
+    """For ``gatepass bench verify``: a full presentation verification and its baseline
+    (two raw ES256 verifications of the same two Sig_structures), as timed callables."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from verifier import cose, envelope, presentation, verify_at
+    from verifier.issue import issue_permit
+    from verifier.verify import raw_to_der
+
+    spec = sb.specs["es256"]
+    device = ec.generate_private_key(ec.SECP256R1())
+    point = device.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint
+    )
+    slot = (int(now) - 60, int(now) + 7200)
+    permit = envelope.unwrap(issue_permit(
+        spec.key, issuer=spec.issuer, issued_at=int(now) - 60, ptype="umrah",
+        site=next(iter(spec.sites or ("makkah-haram",))), slot=slot, party=3,
+        gate_groups=("north",), initials="AK", doc_number="P1234567", holder_key=point,
+    ).text)
+    shown = presentation.make_presentation(permit, device, now)
+    _, _, permit_sig, permit_msg = cose.split_sign1_for_verify(permit)
+    protected, payload, proof_sig = cose.split_sign1_strict(presentation.split(shown)[1])
+    proof_msg = cose.sig_structure(protected, payload, hashlib.sha256(permit).digest())
+    issuer_public: Any = spec.key.private.public_key()
+    device_public = device.public_key()
+    der1, der2 = raw_to_der(permit_sig), raw_to_der(proof_sig)
+    algo = ec.ECDSA(hashes.SHA256())
+    store = sb.store
+
+    def full() -> None:
+        verify_at(shown, now, trust=store, revocations=revset, window=window)
+
+    def baseline() -> None:
+        issuer_public.verify(der1, permit_msg, algo)
+        device_public.verify(der2, proof_msg, algo)
+
+    return {"full_presentation": full, "raw_two_es256": baseline}
+
+
 def run(args: argparse.Namespace) -> int:
     from gatepass.cli import UsageError
 

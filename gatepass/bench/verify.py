@@ -132,6 +132,9 @@ def measure(revocations: int, rounds: int, per_round: int) -> dict[str, Any]:
         "full_eddsa": full(texts["eddsa"]),
         "raw_eddsa": raw_verify(texts["eddsa"], sb.issuers["eddsa"].public()),
     }
+    from gatepass.bench.presentation import presentation_cases  # holder-bound GPP1: codes
+
+    cases.update(presentation_cases(sb, now, revset, window))
     for fn in cases.values():
         fn()  # warm up (and fail loudly here if anything does not verify)
     samples: dict[str, list[float]] = {name: [] for name in cases}
@@ -150,6 +153,9 @@ def measure(revocations: int, rounds: int, per_round: int) -> dict[str, Any]:
         "revocation_lookup_us": round(statistics.median(lookup_rounds), 3),
         "revocation_bytes_per_entry": round(retained_minus_doc / count, 2),
         "revocation_load_s": round(statistics.median(load_times), 3),
+        "presentation_verify_per_s": round(1 / med["full_presentation"]),
+        "baseline_two_es256_verify_per_s": round(1 / med["raw_two_es256"]),
+        "presentation_ratio": round(med["raw_two_es256"] / med["full_presentation"], 3),
         # context for the numbers above
         "ratio_per_round_median": round(statistics.median(ratios), 3),
         "ratio_per_round_min_max": [round(min(ratios), 3), round(max(ratios), 3)],

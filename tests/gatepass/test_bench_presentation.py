@@ -37,3 +37,16 @@ def test_bench_presentation_refuses_unknown_parts() -> None:
     proc = subprocess.run([*GATEPASS, "bench", "presentation", "--skip", "everything"],
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 2 and "--skip takes scene and verify" in proc.stderr
+
+
+def test_bench_verify_reports_presentations_against_two_raw_verifications() -> None:
+    proc = subprocess.run(
+        [*GATEPASS, "bench", "verify", "--json", "--revocations", "100", "--rounds", "2",
+         "--per-round", "5"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["presentation_verify_per_s"] > 0
+    assert out["baseline_two_es256_verify_per_s"] > 0
+    assert out["presentation_ratio"] > 0
