@@ -146,3 +146,37 @@ def test_the_agent_refuses_a_gate_key_others_can_read(tmp_path: Path) -> None:
     key.chmod(0o644)
     with pytest.raises(ConfigError, match="chmod 600"):
         load_gate_key(key)
+
+
+def test_the_centre_loads_the_provisioned_registry_from_its_config(tmp_path: Path,
+                                                                   keys: Path) -> None:
+    from central.app import CentralApp
+    from central.config import parse_config
+    from central.errors import CentralConfigError
+
+    csv = tmp_path / "g.csv"
+    csv.write_text("id,site,groups,mode\nh-1,makkah-haram,north,entrance\n"
+                   "m-1,madinah,rawdah,counter\n")
+    gp("gates", "provision", "--csv", csv, "--keys", keys, "--out", tmp_path / "o",
+       "--generate-keys")
+
+    def config(registry: Path) -> object:
+        return parse_config({
+            "store": {"url": f"sqlite:///{tmp_path / 'central.db'}"},
+            "trust": {"bundle_file": str(keys / "trust.json")},
+            "registry": {"file": str(registry)},
+        })
+
+    app = CentralApp(config(tmp_path / "o" / "gates.registry"), http=False)  # type: ignore[arg-type]
+    try:
+        reg = app.aggregator.registry
+        assert reg is not None and set(reg.gates) == {"h-1", "m-1"}
+        assert reg.gates["m-1"].mode == "counter"
+    finally:
+        app.close()
+    bad = tmp_path / "bad.registry"
+    bad.write_bytes((tmp_path / "o" / "gates.registry").read_bytes()[:-3])
+    with pytest.raises(CentralConfigError, match="unusable"):
+        CentralApp(config(bad), http=False)  # type: ignore[arg-type]
+    with pytest.raises(CentralConfigError, match="needs"):
+        parse_config({"registry": {"file": str(bad)}})
