@@ -201,10 +201,14 @@ _COSE_KEY_LABELS: Final = (1, -1, -2, -3)  # kty, crv, x, y: bytewise order of t
 
 def _holder_key(cnf: Any) -> bytes:
     """SEC1 point from ``cnf = {1: {1: 2, -1: 1, -2: x, -3: y | bool}}`` (P-256, RFC 9053)."""
-    if type(cnf) is not dict or tuple(cnf) != (1,) or type(cnf[1]) is not dict:
+    # Labels compared by type too: True == 1 and 1.0 == 1 in Python, and both encode in
+    # one byte like 1, so the length-based canonical check would not tell them apart.
+    if type(cnf) is not dict or tuple(cnf) != (1,) or type(next(iter(cnf))) is not int:
         raise ClaimsInvalid("cnf must be {1: COSE_Key}")
     key = cnf[1]
-    if tuple(key) != _COSE_KEY_LABELS or key[1] != 2 or key[-1] != 1:
+    if type(key) is not dict or tuple(key) != _COSE_KEY_LABELS or any(
+        type(label) is not int for label in key
+    ) or key[1] != 2 or key[-1] != 1:
         raise ClaimsInvalid("cnf key must be an EC2 P-256 COSE_Key {1: 2, -1: 1, -2: x, -3: y}")
     x, y = key[-2], key[-3]
     if type(key[1]) is not int or type(key[-1]) is not int or type(x) is not bytes or len(x) != 32:

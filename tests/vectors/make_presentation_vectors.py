@@ -326,6 +326,12 @@ def main() -> None:
     raw_claims = bytes((0xA0 | len(pairs),)) + b"".join(k + v for k, v in pairs)
     add("cnf-key-order", "cnf COSE_Key labels not in deterministic order",
         present(with_cnf(None, raw=raw_claims)), "non_canonical")
+    # cnf = {true: COSE_Key}: true encodes in one byte like 1 (and equals 1 in Python).
+    bound_payload = cose.split_sign1_strict(bound_cose)[1]
+    at = bound_payload.index(bytes.fromhex("08a101a40102"))
+    true_label = bound_payload[:at] + bytes.fromhex("08a1f5a40102") + bound_payload[at + 6 :]
+    add("cnf-label-true", "cnf labelled true instead of 1",
+        present(with_cnf(None, raw=true_label)), "bad_claims")
     print(f"{len(vectors)} vectors in {ROOT}")
 
 
