@@ -201,8 +201,8 @@ _COSE_KEY_LABELS: Final = (1, -1, -2, -3)  # kty, crv, x, y: bytewise order of t
 
 def _holder_key(cnf: Any) -> bytes:
     """SEC1 point from ``cnf = {1: {1: 2, -1: 1, -2: x, -3: y | bool}}`` (P-256, RFC 9053)."""
-    # Labels compared by type too: True == 1 and 1.0 == 1 in Python, and both encode in
-    # one byte like 1, so the length-based canonical check would not tell them apart.
+    # Labels compared by type too: True == 1 in Python and encodes in one byte (f5) like
+    # 1, so neither the tuple comparison nor the length-based canonical check sees it.
     if type(cnf) is not dict or tuple(cnf) != (1,) or type(next(iter(cnf))) is not int:
         raise ClaimsInvalid("cnf must be {1: COSE_Key}")
     key = cnf[1]
