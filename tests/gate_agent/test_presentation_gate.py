@@ -144,3 +144,14 @@ def test_debouncer_keys_presentations_on_their_permit(sandbox: Sandbox) -> None:
     assert deb.feed([code(first)], 10.0) == [code(first)]  # shown again after stepping back
     junk = "GPP1:%%%"
     assert deb.feed([code(junk), code(junk)], 11.0) == [code(junk)]
+
+
+def test_untrusted_gate_clock_shows_untrusted_time_for_live_and_stale_codes(
+    make_agent: MakeAgent, sandbox: Sandbox, fake_time: FakeTime
+) -> None:
+    fake_time.synced = False
+    agent = make_agent(clock={"system": "timedatectl"})
+    permit = holder_bound(sandbox)
+    for when in (fake_time.wall, fake_time.wall - 600):  # live, then a stale screenshot
+        d = agent.submit_payload(present(permit, when))
+        assert d["verdict"] == "untrusted_time", when
