@@ -274,7 +274,7 @@ def test_raw_batches_all_reach_the_aggregators_with_rogues_subscribed(
         deployment: Deployment, workers: list[Aggregator]) -> None:
     # The attack exactly as reported: 20 batches published once each, no retries at all.
     b = deployment.broker
-    rogues = [Rogue(b, user, client_id="x") for user in ("gate-b", "gate-c")]
+    rogues = [Rogue(b, user, client_id=f"x-{user}") for user in ("gate-b", "gate-c")]
     for r in rogues:
         r.subscribe(topics.SHARED_EVENTS)
     gate = Rogue(b, "gate-a", client_id="gate-a")
@@ -373,11 +373,11 @@ def test_a_second_connection_of_a_user_replaces_the_first(deployment: Deployment
         second.close()
 
 
-def test_a_client_id_other_than_the_username_is_refused_by_the_plugin_too(
+def test_users_file_binds_each_user_to_its_client_id_and_denies_by_default(
         deployment: Deployment) -> None:
-    # Belt and braces: even where a listener did not rewrite client ids, the users file
-    # binds each user to its client id. The shipped listeners rewrite it first, so here
-    # the plugin's binding is checked directly: the names it records.
+    # Belt and braces: even on a listener that did not rewrite client ids, the plugin
+    # refuses a login under another client id. The shipped listeners rewrite it first, so
+    # this reads what the broker was given.
 
     doc = json.loads((deployment.broker.etc / "dynamic-security.json").read_text())
     assert {c["username"]: c["clientid"] for c in doc["clients"]} == {
