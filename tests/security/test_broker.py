@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import ssl
 import threading
 import time
@@ -22,7 +23,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from deployment import ShippedBroker, missing_tools
+from deployment import DEPLOY, ShippedBroker, missing_tools
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -371,6 +372,34 @@ def test_a_second_connection_of_a_user_replaces_the_first(deployment: Deployment
     finally:
         first.close()
         second.close()
+
+
+def test_without_the_listener_option_the_plugin_still_refuses_a_foreign_client_id(
+        tmp_path: Path) -> None:
+    # An operator who drops use_username_as_clientid from a listener keeps the binding:
+    # the users file names each user's client id. (Not so on the mutual-TLS listener,
+    # where Mosquitto skips the plugin's login check: there the option is the binding.)
+    if missing_tools():
+        pytest.skip(f"not installed: {', '.join(missing_tools())}")
+    altered = tmp_path / "deploy"
+    shutil.copytree(DEPLOY, altered)
+    conf = (altered / "mosquitto.conf").read_text()
+    assert conf.count("\nuse_username_as_clientid true\n") == 3
+    (altered / "mosquitto.conf").write_text(conf.replace("\nuse_username_as_clientid true\n",
+                                                         "\n"))
+    users = make_users(list(GATES), 1, sites=GATES)
+    with ShippedBroker(tmp_path / "b", users, tls=False, deploy=altered) as b:
+        for cid in ("gp-central-1", "gp-gate-gate-b", "gate-b"):
+            rogue = Rogue(b, "gate-a", client_id=cid)
+            try:
+                assert rogue.connack is not None and rogue.connack.is_failure, cid
+            finally:
+                rogue.close()
+        own = Rogue(b, "gate-a", client_id="gate-a")
+        try:
+            assert own.connack is not None and not own.connack.is_failure
+        finally:
+            own.close()
 
 
 def test_users_file_binds_each_user_to_its_client_id_and_denies_by_default(
