@@ -5,8 +5,11 @@ decoder -> ``GateAgent`` -> ledger + outbox; ``gate_agent.uplink.open_sync``; th
 attendant ``ConsoleServer``). The broker and ``gatepass central serve`` run as children.
 A director thread queues pilgrims at the gates' simulated cameras: valid permits, early,
 late, forged, tampered, revoked, wrong site, a permit shown again at the same lane and one
-shown at a second lane, a wrong bus route, and a counter inspection; then a steady stream
-of new pilgrims. Each verdict is printed from the gates' ledgers as it is recorded.
+shown at a second lane, a wrong bus route, and a counter inspection; phones showing live
+presentations of holder-bound permits, a stale screenshot of one and bare copies (lane-1
+requires presentations, the other gates prefer them: a bare copy is admitted flagged);
+then a steady stream of new pilgrims. Each verdict is printed from the gates' ledgers as
+it is recorded. The pilgrim wallet (``wallet/``) is served on 127.0.0.1, its URL printed.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from gatepass.keyfiles import write_key_directory
 from gatepass.sim.camera import QueueCamera
 from gatepass.sim.procs import Broker, CentralService, free_port
 from gatepass.sim.site import OTHER_SITE, SITE
+from gatepass.sim.wallet import WALLET_DIR, Phone, WalletServer, holder_bound
 
 Print = Callable[[str], None]
 
@@ -77,7 +81,8 @@ def _gate_config(g: DemoGate, *, workdir: Path, broker: Broker) -> Any:
     data: dict[str, Any] = {
         "gate": g.gate, "site": SITE, "mode": g.mode,
         "ledger": str(workdir / "gates" / f"{g.gate}.db"),
-        "permits": {"types": ["bus"] if g.mode == "boarding" else ["umrah", "haram-prayer"]},
+        "permits": {"types": ["bus"] if g.mode == "boarding" else ["umrah", "haram-prayer"],
+                    "presentation": "required" if g.gate == "lane-1" else "preferred"},
         "passback": {"scope": "site", "offline": "soft"},
         "console": {"enabled": True, "host": "127.0.0.1", "port": 0},
         "broker": {"host": "127.0.0.1", "port": broker.port, "protocol": broker.protocol,
@@ -123,7 +128,7 @@ class Director:
         args.update(kw)
         return str(self.sb.issue(**args))
 
-    def _script(self) -> list[tuple[float, str, str]]:
+    def _script(self) -> list[tuple[float, str, str | Callable[[], str]]]:
         from verifier.issue import issue_permit
         from verifier.sandbox import derive_key
 
@@ -138,6 +143,11 @@ class Director:
         i = len(good) // 2
         tampered = good[:i] + ("A" if good[i] != "A" else "B") + good[i + 1:]
         bus = {"ptype": "bus", "route": "R7", "departure": self.departure}
+        phone = Phone()
+        bound = {"ptype": "umrah", "site": SITE, "slot": self.slot, "gate_groups": ("all",)}
+        live = holder_bound(self.sb, phone, initials="PH", party=2, **bound)
+        copied = holder_bound(self.sb, phone, initials="SC", **bound)
+        stale = holder_bound(self.sb, phone, initials="OS", **bound)
         return [
             (0.0, "lane-1", a),
             (0.0, "lane-2", self.permit(party=2, initials="BZ")),
@@ -157,6 +167,11 @@ class Director:
             (2.5, "lane-1", self.permit(site=OTHER_SITE, initials="WS")),
             (3.0, "lane-1", a),  # the same family again at the same lane: already used
             (16.0, "lane-2", d),  # shown at a second lane: the site-wide stream knows
+            # Phones: a live code made as it is shown, a stale screenshot, a bare copy.
+            (3.5, "lane-1", lambda: phone.present(live, time.time())),
+            (4.0, "lane-2", lambda: phone.present(stale, time.time() - 120)),  # refused too
+            (4.5, "lane-1", copied),  # required here: presentation_required
+            (4.5, "lane-2", holder_bound(self.sb, phone, initials="PC", **bound)),  # flagged
         ]
 
     def _run(self) -> None:
@@ -164,7 +179,8 @@ class Director:
         for delay, gate, text in self.timeline:
             if self.stop.wait(max(0.0, t0 + delay - time.monotonic())):
                 return
-            self.gates[gate].camera.present(text, impairment="clean")
+            self.gates[gate].camera.present(text() if callable(text) else text,
+                                            impairment="clean")
         # Then new pilgrims keep coming; now and then one tries a second lane.
         entrances = ["lane-1", "lane-2", "bus-1"]
         n = 0
@@ -221,6 +237,9 @@ def run_demo(opt: DemoOptions, stop: threading.Event) -> dict[str, Any]:
         out(f"gatepass demo: broker {broker.kind} on 127.0.0.1:{broker.port}"
             f" (MQTT {broker.protocol})")
         out(f"gatepass demo: dashboard {central.dashboard_url}/")
+        if (WALLET_DIR / "index.html").is_file():
+            wallet = stack.enter_context(WalletServer())
+            out(f"gatepass demo: pilgrim wallet {wallet.url}  (lane-1 requires live codes)")
         for g in gates.values():
             cfg = _gate_config(g, workdir=workdir, broker=broker)
             g.agent = stack.enter_context(assemble(cfg, source=g.camera))

@@ -46,6 +46,8 @@ def test_demo_prints_every_verdict_serves_urls_counts_and_leaves_no_child(
         dashboard = URL.search(next(x for x in lines if "dashboard" in x)).group(1)  # type: ignore[union-attr]
         consoles = [URL.search(x).group(1) for x in lines if "console" in x]  # type: ignore[union-attr]
         assert len(consoles) == 4, text
+        wallet = URL.search(next(x for x in lines if "pilgrim wallet" in x)).group(1)  # type: ignore[union-attr]
+        consoles.append(wallet)  # served like the consoles: checked below
         for url in [dashboard, *consoles]:
             status, body = _get(url + "/")
             assert status == 200 and b"<html" in body.lower()
@@ -70,6 +72,9 @@ def test_demo_prints_every_verdict_serves_urls_counts_and_leaves_no_child(
                     ("wrong_site",), ("already_used", "used_elsewhere"), ("wrong_route",)):
         assert any(re.search(rf"DENY +{r} ", joined) for r in reasons), (reasons, joined)
     assert "INSPECT" in joined
+    for reason in ("presentation_expired", "presentation_required"):  # holder-bound permits
+        assert re.search(rf"DENY +{reason} ", joined), (reason, joined)
+    assert "[no_live_code]" in joined
     assert "gatepass demo: stopped" in "".join(lines)
     time.sleep(0.5)
     left = [pid for pid in children if psutil.pid_exists(pid)
