@@ -167,3 +167,32 @@ def test_issued_permits_and_documents_are_deterministic() -> None:
     assert canonical.loads(payload) == CLAIMS
     raw = SB.sign_document("gate_config", {"b" * 30: 1, "a": {24: 1, -1: 2}}, 1)
     assert canonical.loads(cose.parse_sign1_strict(raw).payload)["body"]["a"] == {24: 1, -1: 2}
+
+
+@given(
+    party=st.integers(min_value=1, max_value=64),
+    groups=st.lists(st.from_regex(r"[a-z0-9-]{1,30}", fullmatch=True), min_size=1, max_size=4),
+    initials=st.from_regex(r"[A-Z]{0,4}", fullmatch=True),
+    duration=st.integers(min_value=1, max_value=31 * 86400),
+    exp=st.none() | st.integers(min_value=0, max_value=2**40 - 1),
+    route=st.none() | st.from_regex(r"[A-Za-z0-9_.-]{1,40}", fullmatch=True),
+    departure=st.none() | st.integers(min_value=0, max_value=2**40 - 1),
+    site=st.from_regex(r"[a-z]{1,30}", fullmatch=True),
+)
+@settings(max_examples=150, deadline=None)
+def test_fast_check_proves_every_issued_shape(
+    party: int, groups: list[str], initials: str, duration: int, exp: int | None,
+    route: str | None, departure: int | None, site: str,
+) -> None:
+    """Whatever the issuer mints, the fast check proves it deterministic (no slow path)."""
+    start = SB.epoch
+    text = SB.issue(
+        site=site, slot=(start, start + duration), party=party, gate_groups=tuple(groups),
+        initials=initials, expires_at=exp, route=route, departure=departure,
+        issued_at=start - 10,
+    )
+    payload = cose.parse_sign1_strict(envelope.unwrap(text)).payload
+    claims = cbor2.loads(payload)
+    permit = decode_claims(claims, b"k", "ES256")
+    assert claims_canonical(claims, permit, len(payload)) is True
+    assert claims_canonical(claims, permit, len(payload) + 1) is False
