@@ -22,7 +22,7 @@ from playwright.sync_api import expect
 
 from gate_agent.decode import make_decoder
 from hardware.image import read_image
-from verifier import PermitRefused, TrustBundle, verify_at
+from verifier import PermitRefused, TrustBundle, canonical, cose, presentation, verify_at
 from verifier.presentation import PREFIX
 
 pytestmark = pytest.mark.browser
@@ -107,6 +107,13 @@ def verdict(text: str, now: float, keys: Path) -> str | None:
     return None
 
 
+def shown_at(text: str) -> float:
+    """A time inside the step a presentation was made for (read from its proof)."""
+    proof = presentation.split(text)[1]
+    claims = canonical.loads(cose.split_sign1_strict(proof)[1])
+    return float(claims[1] * claims[2] + claims[2] // 2)
+
+
 def decode_screenshot(page: Any, path: Path) -> str:
     page.locator("#qr").screenshot(path=str(path))
     codes = make_decoder("default").decode(read_image(path))
@@ -133,12 +140,24 @@ def test_enrol_issue_present_verify_through_screenshot(
     assert verdict(text, signed_at, keys) is None
     # The QR itself, read by the gate's decoder from a screenshot.
     shot = decode_screenshot(page, tmp_path / "qr.png")
-    if shot != section.get_attribute("data-text"):  # renewed between the two reads
-        signed_at = int(section.get_attribute("data-signed-at") or 0) / 1000
     assert shot.startswith(PREFIX)
+    signed_at = shown_at(shot)  # the code may have renewed since data-text was read
     assert verdict(shot, signed_at, keys) is None, "the screenshot is admitted now"
     assert verdict(shot, signed_at + 60, keys) == "presentation_expired"
     assert verdict(shot, signed_at - 60, keys) == "presentation_in_future"
+    # And through the gate itself: gatepass agent scan on the screenshot, now and 60 s on.
+    gate = tmp_path / "gate.toml"
+    gate.write_text(
+        f'gate = "g1"\nsite = "{SITE}"\nmode = "entrance"\n'
+        f'ledger = "{tmp_path / "ledger.sqlite"}"\n[permits]\ntypes = ["umrah"]\n'
+        f'[trust]\nbundle = "{keys / "trust.json"}"\n[clock]\nsystem = "trust"\n'
+        '[console]\nenabled = false\n'
+    )
+    for offset, verdict_reason in ((0, ("admit", None)), (60, ("deny", "presentation_expired"))):
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(signed_at) + offset))
+        scan = json.loads(gatepass("agent", "scan", "--config", str(gate), "--at", at,
+                                   str(tmp_path / "qr.png")).splitlines()[0])
+        assert (scan["verdict"], scan["reason"]) == verdict_reason, scan
     version = int(page.locator("#qr").get_attribute("data-version") or 0)
     assert 1 <= version <= 15
     assert errors == []
