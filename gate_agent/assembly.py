@@ -50,7 +50,11 @@ def assemble(
 ) -> Iterator[GateAgent]:
     """Open ledger, trust, decoder, source and outputs per ``cfg``; yield an unstarted agent."""
     with contextlib.ExitStack() as stack:
-        trust = trust or GateTrust.from_files(cfg.trust.bundle, cfg.trust.revocations)
+        clock = clock or clock_from_config(cfg)
+        # Document signers are checked at the gate's best time, not the raw wall clock.
+        trusted_clock = clock
+        trust = trust or GateTrust.from_files(cfg.trust.bundle, cfg.trust.revocations,
+                                              clock=lambda: trusted_clock.now().t)
         ledger = stack.enter_context(
             Ledger(ledger_path if ledger_path is not None else cfg.ledger,
                    gate=cfg.gate, site=cfg.site)
@@ -72,7 +76,7 @@ def assemble(
             outputs = open_outputs(cfg.outputs)
             stack.callback(outputs.close)
         agent = GateAgent(
-            config=cfg, ledger=ledger, clock=clock or clock_from_config(cfg), trust=trust,
+            config=cfg, ledger=ledger, clock=clock, trust=trust,
             source=source, decoder=decoder, outputs=outputs, verify=verify,
         )
         stack.callback(agent.close)
