@@ -380,22 +380,23 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def read_picture(png: bytes, decode_picture: PictureDecoder) -> list[str]:
-    """Decode a PNG to grayscale and return the texts of the codes in it."""
-    import cv2
-    import numpy as np
+    """Decode a PNG to grayscale and return the texts of the codes in it.
 
-    # The IHDR chunk must come first: signature, length, b"IHDR", width, height.
+    Through the one hardened image reader (:func:`hardware.image.decode_image`): the
+    header's size is checked against the limits before any pixel is decoded.
+    """
+    from hardware.errors import UnusableImage
+    from hardware.image import decode_image
+
     if len(png) < 24 or png[:8] != _PNG_SIGNATURE or png[12:16] != b"IHDR":
         raise CaseInputError("2DCODE is not a PNG")
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
     if not (0 < width <= MAX_PICTURE_SIDE and 0 < height <= MAX_PICTURE_SIDE):
         raise CaseInputError(f"2DCODE is {width}x{height}, above {MAX_PICTURE_SIDE} pixels")
     try:
-        image = cv2.imdecode(np.frombuffer(png, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
-    except cv2.error:
-        image = None
-    if image is None:
-        raise CaseInputError("2DCODE is not a readable image")
+        image = decode_image(png, name="2DCODE", grayscale=True)
+    except UnusableImage as exc:
+        raise CaseInputError(f"2DCODE is not a readable image: {exc}") from None
     texts = decode_picture(image)
     if not texts:
         raise CaseInputError("no code found in the picture")
