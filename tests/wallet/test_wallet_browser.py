@@ -21,11 +21,19 @@ import pytest
 from playwright.sync_api import expect
 
 from gate_agent.decode import make_decoder
+from gatepass.sim.wallet import WalletServer
 from hardware.image import read_image
 from verifier import PermitRefused, TrustBundle, canonical, cose, presentation, verify_at
 from verifier.presentation import PREFIX
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def wallet_server() -> Iterator[WalletServer]:
+    """The wallet's folder over HTTP on 127.0.0.1 (the demo's server), stoppable mid-test."""
+    with WalletServer() as server:
+        yield server
 
 GATEPASS = [sys.executable, "-m", "gatepass"]
 SITE = "haram"
@@ -247,7 +255,7 @@ def test_permit_file_then_works_offline_after_the_first_visit(
     page.reload()
     expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=15_000)
     assert page.evaluate("() => !!navigator.serviceWorker.controller")
-    wallet_server.stop()  # no network at the gate
+    wallet_server.close()  # no network at the gate
     page.reload()
     expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=15_000)
     section = show(page)
