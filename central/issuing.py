@@ -243,6 +243,8 @@ def render_sheet(records: Iterable[IssuedRecord], *, title: str = "gatepass perm
             rows.append(("Route", r.route))
         if r.departure is not None:
             rows.append(("Departure", _when(r.departure)))
+        if r.holder_key is not None:  # a printed copy alone is refused where gates require it
+            rows.append(("Phone", "bound: show the live code from the holder's phone"))
         details = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in rows)
         cards.append(
             f'<article class="card"><div class="qr">{buf.getvalue().decode()}</div>'

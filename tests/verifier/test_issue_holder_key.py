@@ -101,3 +101,12 @@ def test_unusable_holder_keys_are_one_line_errors(
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("gatepass: error:") and message in err[0], err
     assert proc.stdout == ""
+
+
+def test_printed_sheet_says_a_holder_bound_permit_needs_the_phone(
+    keys: Path, tmp_path: Path
+) -> None:
+    pem = tmp_path / "phone.pem"
+    pem.write_bytes(pub_pem(ec.generate_private_key(ec.SECP256R1())))
+    assert issue(keys, pem, "--out", str(tmp_path / "out"), "--no-png", "--no-svg").returncode == 0
+    assert "show the live code from the holder" in (tmp_path / "out" / "sheet.html").read_text()
