@@ -23,7 +23,16 @@ from playwright.sync_api import expect
 from gate_agent.decode import make_decoder
 from gatepass.sim.wallet import WalletServer
 from hardware.image import read_image
-from verifier import PermitRefused, TrustBundle, canonical, cose, presentation, verify_at
+from verifier import (
+    PermitRefused,
+    TrustBundle,
+    base45,
+    canonical,
+    cose,
+    envelope,
+    presentation,
+    verify_at,
+)
 from verifier.presentation import PREFIX
 
 pytestmark = pytest.mark.browser
@@ -75,7 +84,9 @@ def open_wallet(page: Any, url: str, width: int = 375) -> str:
     return str(pem)
 
 
-def issue_for(keys: Path, pem: str, tmp_path: Path, name: str = "phone") -> str:
+def issue_for(
+    keys: Path, pem: str, tmp_path: Path, name: str = "phone", gates: str = "all"
+) -> str:
     """A permit for this phone's key, issued now for a slot running now (JSON line)."""
     key_file = tmp_path / f"{name}.pem"
     key_file.write_text(pem)
@@ -83,7 +94,7 @@ def issue_for(keys: Path, pem: str, tmp_path: Path, name: str = "phone") -> str:
     return gatepass(
         "issue", "--keys", str(keys), "--site", SITE, "--slot-start", start,
         "--slot-minutes", "120", "--party", "2", "--initials", "AK", "--doc", "P1234567",
-        "--holder-key", str(key_file),
+        "--holder-key", str(key_file), "--gates", gates,
     ).splitlines()[0]
 
 
@@ -189,6 +200,21 @@ def test_code_renews_every_step_with_a_countdown(
     assert int(section.get_attribute("data-step") or 0) > int(first_step or 0)
     signed_at = int(section.get_attribute("data-signed-at") or 0) / 1000
     assert verdict(second_text, signed_at, keys) is None
+
+
+def test_a_zlib_form_permit_is_presented_inflated(
+    browser_page: Any, wallet_server: Any, keys: Path, tmp_path: Path
+) -> None:
+    page = browser_page
+    groups = ",".join(f"north-gate-{i}" for i in range(8))  # long enough for zlib to pay
+    line = issue_for(keys, open_wallet(page, wallet_server.url), tmp_path, gates=groups)
+    payload = json.loads(line)["payload"]
+    assert base45.decode(payload[4:])[0] == 0x78, "issued in zlib form"
+    add_permit(page, payload)  # the bare GP1: text this time
+    section = show(page)
+    text = section.get_attribute("data-text") or ""
+    assert presentation.split(text)[0] == envelope.unwrap(payload)
+    assert verdict(text, shown_at(text), keys) is None
 
 
 def test_private_key_is_not_extractable(browser_page: Any, wallet_server: Any) -> None:
