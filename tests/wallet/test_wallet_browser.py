@@ -291,13 +291,21 @@ def test_permit_file_then_works_offline_after_the_first_visit(
     assert text and verdict(text, signed_at, keys) is None
 
 
-def test_no_external_assets(browser_page: Any, wallet_server: Any) -> None:
+def test_enrolment_qr_carries_the_key_and_nothing_is_external(
+    browser_page: Any, wallet_server: Any, keys: Path, tmp_path: Path
+) -> None:
     page = browser_page
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
-    open_wallet(page, wallet_server.url)
+    pem = open_wallet(page, wallet_server.url)
     page.click("#enrol-show")
     expect(page.locator("#enrol-qr")).to_be_visible()
+    # The issuer scans the enrolment QR: it is the PEM the download gives.
+    page.locator("#enrol-qr").screenshot(path=str(tmp_path / "enrol.png"))
+    codes = make_decoder("default").decode(read_image(tmp_path / "enrol.png"))
+    assert [c.text for c in codes] == [pem]
+    expect(page.locator("#pem")).to_have_text(pem.strip() + "\n")
+    assert issue_for(keys, codes[0].text, tmp_path, name="scanned")  # usable as --holder-key
     assert requests and all(u.startswith(wallet_server.url) for u in requests), requests
 
 
