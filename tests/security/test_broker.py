@@ -125,9 +125,9 @@ class Rogue:
             assert self.cond.wait_for(lambda: mid in self.subacks, 15), f"no SUBACK: {topic}"
             return self.subacks[mid][0]
 
-    def publish(self, topic: str, payload: bytes) -> int | None:
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> int | None:
         """The PUBACK reason code, or None if the broker closed the connection instead."""
-        info = self.c.publish(topic, payload, qos=1)
+        info = self.c.publish(topic, payload, qos=1, retain=retain)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             return None
         with self.cond:
@@ -414,6 +414,75 @@ def test_users_file_binds_each_user_to_its_client_id_and_denies_by_default(
         u: u for u in [*GATES, *WORKERS]}
     assert doc["defaultACLAccess"] == {"publishClientSend": False, "publishClientReceive": False,
                                        "subscribe": False, "unsubscribe": True}
+
+
+# --- what a gate legitimately needs still works ---------------------------------------------
+
+def test_a_real_gate_gets_all_its_subscriptions_and_its_queued_downlink(
+        deployment: Deployment) -> None:
+    from sync import GateSync
+    from verifier.sandbox import Sandbox
+
+    b = deployment.broker
+    sb = Sandbox.create(sites=("makkah",), seed=9)
+    applied: dict[str, list[int]] = {}
+
+    def cb(name: str) -> Any:
+        return lambda item: applied.setdefault(name, []).append(item.version)
+
+    def gate_sync() -> GateSync:
+        return GateSync(gate_id="gate-b", site="makkah", db_path=deployment.tmp / "gb.db",
+                        broker=b.broker_config("gate-b"), trust=sb.new_store(),
+                        on_config=cb("config"), on_used_permits=cb("used"),
+                        on_time_beacon=cb("time"))
+
+    # worker 1 stores and acknowledges; worker 2's user stands in for the centre's downlink
+    store = open_store(deployment.store_url)
+    agg = Aggregator(store=store, broker=worker_broker(b), client_id="gp-central-1")
+    agg.start()
+    centre = Rogue(b, "gp-central-2", client_id="whatever")
+    try:
+        wait_for(lambda: agg.connected, DEADLINE_S, "worker 1 subscribed")
+        assert centre.publish(topics.config("gate-b"), sb.sign_document(
+            "gate_config", {"gate": "gate-b"}, version=3), retain=True) in (0, 16)  # 16: none yet
+        with gate_sync() as gs:
+            wait_for(lambda: gs.status().connected and applied.get("config") == [3], DEADLINE_S,
+                     "gate-b connected and got its config")
+            conn = sqlite_ledger(deployment.tmp / "gb.db")
+            add_events(conn, "gate-b", 5)
+            wait_for(lambda: gs.backlog() == 0, DEADLINE_S, "gate-b's events acknowledged")
+        # offline: a used-permit batch for its site queues in its persistent session
+        assert centre.publish(topics.site_used("makkah"), sb.sign_document(
+            "used_permits", {"site": "makkah", "ph": ["ab" * 16]}, version=1)) == 0  # queued
+        with gate_sync() as gs:
+            wait_for(lambda: applied.get("used") == [1], DEADLINE_S, "queued used batch")
+            st = gs.status()
+            assert st.refused_publishes == 0
+            assert st.last_error is None or "refused" not in st.last_error, st.last_error
+        conn.close()
+    finally:
+        centre.close()
+        agg.close()
+        store.close()
+
+
+def sqlite_ledger(path: Path) -> Any:
+    import sqlite3
+
+    from sync.outbox import Outbox
+
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    Outbox.ensure_schema(conn)
+    return conn
+
+
+def add_events(conn: Any, gate: str, n: int) -> None:
+    from sync.outbox import Outbox
+
+    for seq in range(1, n + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        Outbox.add(conn, make_event(gate, seq, site="makkah"))
+        conn.execute("COMMIT")
 
 
 # --- gates stay in their lane when publishing ----------------------------------------------
