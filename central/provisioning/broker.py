@@ -52,7 +52,8 @@ from sync.errors import TopicError
 DYNSEC_FILE: Final = "dynamic-security.json"
 #: Aggregator worker usernames (and client ids) are this prefix and 1..N.
 AGGREGATOR_PREFIX: Final = "gp-central-"
-#: Iterations Mosquitto 2.0 uses by default (mosquitto_passwd and the dynsec plugin).
+#: Iterations Mosquitto 2.0 uses by default (mosquitto_passwd and the dynsec plugin). Few,
+#: but the passwords are 256-bit random secrets: no iteration count matters against those.
 PBKDF2_ITERATIONS: Final = 101
 SALT_BYTES: Final = 12
 MAX_AGGREGATOR_WORKERS: Final = 64
