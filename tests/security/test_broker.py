@@ -451,6 +451,8 @@ def test_a_real_gate_gets_all_its_subscriptions_and_its_queued_downlink(
             conn = sqlite_ledger(deployment.tmp / "gb.db")
             add_events(conn, "gate-b", 5)
             wait_for(lambda: gs.backlog() == 0, DEADLINE_S, "gate-b's events acknowledged")
+            wait_for(lambda: any(g.gate == "gate-b" and g.state == "online"
+                                 for g in store.gates()), DEADLINE_S, "its status stored")
         # offline: a used-permit batch for its site queues in its persistent session
         assert centre.publish(topics.site_used("makkah"), sb.sign_document(
             "used_permits", {"site": "makkah", "ph": ["ab" * 16]}, version=1)) == 0  # queued
