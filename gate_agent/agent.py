@@ -38,6 +38,7 @@ from gate_agent.policy import Decision, GateState, decide, decide_refused
 from gate_agent.reasons import FLAG_PARTIAL, GateReason, Verdict
 from gate_agent.trust import GateTrust
 from hardware.errors import SourceGaveUp
+from sync.errors import OutboxError
 from sync.schema import GateEvent
 from verifier.errors import PermitRefused
 from verifier.permit import VerifiedPermit
@@ -232,6 +233,7 @@ class GateAgent:
         self._slot: tuple[int, int] | None = None
         self._stream_seen_mono: float | None = None
         self._sync_online: bool | None = None
+        self._backlog_error: str | None = None
         self._fps = 0.0
         self._decode_ms: collections.deque[float] = collections.deque(maxlen=101)
         self._frame_times: collections.deque[float] = collections.deque(maxlen=120)
@@ -673,8 +675,7 @@ class GateAgent:
         fps = self._current_fps()
         self._m.fps.set(fps)
         backlog = self._backlog()
-        if backlog is not None:
-            self._m.sync_backlog.set(backlog)
+        self._m.sync_backlog.set(float("nan") if backlog is None else backlog)
         sync = self.sync
         if sync is not None:
             try:
@@ -710,12 +711,20 @@ class GateAgent:
         return (len(times) - 1) / (times[-1] - times[0])
 
     def _backlog(self) -> int | None:
+        """Events not yet acknowledged, or ``None`` when the outbox cannot be read.
+
+        Never 0 for "unknown": operators check this figure before they retire a ledger.
+        The reason is kept for the console (``sync_backlog_error``) and logged once.
+        """
         try:
-            if self.sync is not None:
-                return int(self.sync.backlog())
-            return self.ledger.outbox_backlog()
-        except Exception:
+            n = int(self.sync.backlog()) if self.sync is not None else self.ledger.outbox_backlog()
+        except (OutboxError, LedgerError) as exc:
+            if self._backlog_error != str(exc):
+                log.error("cannot count the sync backlog: %s", exc)
+            self._backlog_error = str(exc)
             return None
+        self._backlog_error = None
+        return n
 
     def _clock_view(self, r: TimeReading) -> dict[str, Any]:
         return {"state": r.confidence, "trusted": r.trusted, "now": r.t, "banner": r.banner,
@@ -752,7 +761,8 @@ class GateAgent:
         median = sorted(self._decode_ms)[len(self._decode_ms) // 2] if self._decode_ms else 0.0
         snap["health"] = {
             "fps": round(self._current_fps(), 1), "decode_ms": round(median, 2),
-            "clock": r.confidence, "sync_backlog": self._backlog() or 0,
+            "clock": r.confidence, "sync_backlog": self._backlog(),
+            "sync_backlog_error": self._backlog_error,
             "online": self._sync_online, "clock_jumps": self.clock.jumps,
             "outputs": self._device_health(self.outputs, "health"),
             "source": self.source_health(),

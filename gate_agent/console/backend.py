@@ -68,7 +68,8 @@ times are epoch seconds UTC; keys not listed here are allowed and ignored)::
       "health": {
         "fps": float, "decode_ms": float,  # frame rate, median decode time
         "clock": str,                      # same as clock.state
-        "sync_backlog": int,               # events not yet acknowledged by the centre
+        "sync_backlog": int | None,        # events not yet acknowledged; None: unreadable
+        "sync_backlog_error": str | None,  # why the outbox could not be read
         "online": bool?,                   # broker link up
         "source": {                        # the frame source; null when the gate has none
           "state": str,                    # up | reconnecting | finished | failed (banner)

@@ -291,3 +291,26 @@ def test_restart_after_power_cut_with_clock_set_back(
     d = again.submit_payload(sandbox.issue(site=SITE, slot=slot()))
     assert d["verdict"] == "untrusted_time"
     assert "before the last recorded event" in again.snapshot()["clock"]["banner"]
+
+
+def test_an_unreadable_outbox_shows_as_unknown_never_as_zero(
+    make_agent: MakeAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Operators check the backlog before they retire a ledger: an error must not read 0."""
+    from gate_agent.errors import LedgerError
+
+    agent = make_agent()
+
+    def broken() -> int:
+        raise LedgerError("ledger gate.db read failed: disk I/O error")
+
+    monkeypatch.setattr(agent.ledger, "outbox_backlog", broken)
+    health = agent.snapshot()["health"]
+    assert health["sync_backlog"] is None
+    assert "disk I/O error" in health["sync_backlog_error"]
+    agent._refresh_health()  # the Prometheus gauge says "unknown" (NaN), not 0
+    gauge = agent.metrics_registry.get_sample_value("gatepass_agent_sync_backlog")
+    assert gauge is not None and gauge != gauge
+    monkeypatch.undo()
+    health = agent.snapshot()["health"]
+    assert health["sync_backlog"] == 0 and health["sync_backlog_error"] is None

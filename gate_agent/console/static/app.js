@@ -307,10 +307,15 @@
     const st = h.clock || c.state;
     setText("h-clock", st ? ui("clock_" + st) : null);
     $("h-clock").className = c.trusted === false ? "bad" : "";
-    let backlog = h.sync_backlog === undefined ? "–" : String(h.sync_backlog);
+    // null: the outbox could not be read. Never shown as 0 (operators check this figure
+    // before they retire a ledger); the reason is in the element's title.
+    const unknown = h.sync_backlog === null;
+    let backlog = h.sync_backlog === undefined ? "–" : unknown ? ui("backlog_unknown")
+      : String(h.sync_backlog);
     if (h.online === false) backlog += " · " + ui("offline");
     setText("h-backlog", backlog);
-    $("h-backlog").className = h.online === false ? "bad" : "";
+    $("h-backlog").className = h.online === false || unknown ? "bad" : "";
+    $("h-backlog").title = unknown ? (h.sync_backlog_error || "") : "";
   }
 
   // The frame source's outage: "Camera disconnected — reconnecting (12 s)", counted on
