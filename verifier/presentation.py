@@ -17,6 +17,7 @@ splits a presentation, checks a proof against a verified permit, and makes proof
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -230,8 +231,11 @@ def verify_proof(
     Order: proof shape and header (``bad_presentation``), signature with the holder key
     and SHA-256(permit) as external AAD (``bad_presentation``), payload profile
     (``bad_presentation``), time step (``presentation_in_future`` /
-    ``presentation_expired``).
+    ``presentation_expired``). Raises ``ValueError`` (a caller bug) for a tolerance that is
+    negative or not finite: NaN would pass every time check.
     """
+    if not 0 <= tolerance_s < math.inf:
+        raise ValueError(f"tolerance must be a finite number of seconds >= 0, not {tolerance_s!r}")
     try:
         protected_raw, unverified_payload, signature = cose.split_sign1_strict(proof)
     except cose.CoseError as exc:

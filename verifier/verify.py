@@ -235,7 +235,9 @@ def verify_at(
         fields = {**permit.__dict__, "presentation": (when.step, when.period_s)}
         object.__setattr__(shown, "__dict__", fields)
         permit = shown
-    elif permit.holder_key is not None and presentation_policy == "required":
+    elif permit.holder_key is not None and presentation_policy not in ("preferred", "static"):
+        if presentation_policy != "required":  # a typo must not admit copies
+            raise ValueError(f"presentation_policy must be one of {presentation.POLICIES}")
         raise PermitRefused(
             Reason.PRESENTATION_REQUIRED, "holder-bound permit shown without a live code"
         )

@@ -154,3 +154,12 @@ def test_tolerance_is_a_parameter(world: dict[str, Any]) -> None:
     end = (NOW // 15 + 1) * 15
     assert refusal(text, world, now=end + 100, presentation_tolerance_s=120) is None
     assert refusal(text, world, now=end + 100) == Reason.PRESENTATION_EXPIRED.value
+
+
+def test_caller_bugs_are_value_errors_not_admissions(world: dict[str, Any]) -> None:
+    text = gpp.make_presentation(world["cose"], world["dev"], NOW)
+    for bad in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(ValueError, match="tolerance"):
+            verify_at(text, NOW, trust=world["sb"].store, presentation_tolerance_s=bad)
+    with pytest.raises(ValueError, match="presentation_policy"):
+        verify_at(world["text"], NOW, trust=world["sb"].store, presentation_policy="require")
