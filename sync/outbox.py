@@ -33,7 +33,8 @@ _SCHEMA: Final = (
     f"CREATE TABLE IF NOT EXISTS {TABLE} ("
     " seq INTEGER PRIMARY KEY,"
     " gate TEXT NOT NULL,"
-    " body TEXT NOT NULL)",
+    " body TEXT NOT NULL,"
+    " eid TEXT)",
     f"CREATE TABLE IF NOT EXISTS {META} (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 )
 
@@ -65,6 +66,13 @@ class Outbox:
         try:
             for stmt in _SCHEMA:
                 conn.execute(stmt)
+            cols = {r[1] for r in conn.execute(f"PRAGMA table_info({TABLE})")}
+            if "eid" not in cols:  # an outbox made before acks named event ids
+                try:
+                    conn.execute(f"ALTER TABLE {TABLE} ADD COLUMN eid TEXT")
+                except sqlite3.OperationalError as exc:
+                    if "duplicate column" not in str(exc):  # another connection was first
+                        raise
         except sqlite3.Error as exc:
             raise OutboxError(f"cannot create the outbox tables: {exc}") from None
 
@@ -82,8 +90,8 @@ class Outbox:
             raise OutboxError(f"event seq {event.seq} is invalid: {exc}") from None
         try:
             conn.execute(
-                f"INSERT INTO {TABLE} (seq, gate, body) VALUES (?, ?, ?)",
-                (event.seq, event.gate, json.dumps(body, separators=(",", ":"))),
+                f"INSERT INTO {TABLE} (seq, gate, body, eid) VALUES (?, ?, ?, ?)",
+                (event.seq, event.gate, json.dumps(body, separators=(",", ":")), event.eid),
             )
         except sqlite3.IntegrityError:
             raise OutboxError(f"event seq {event.seq} is already in the outbox") from None
@@ -179,9 +187,9 @@ class Outbox:
         """``(seq, eid)`` of the queued rows with ``first <= seq <= last``, by seq."""
         with self._lock:
             try:
-                # json_extract parses in C: an ack may cover tens of thousands of rows.
+                # Rows queued before the eid column existed: json_extract reads the body.
                 rows = self._db().execute(
-                    f"SELECT seq, json_extract(body, '$.eid') FROM {TABLE} "
+                    f"SELECT seq, COALESCE(eid, json_extract(body, '$.eid')) FROM {TABLE} "
                     "WHERE seq >= ? AND seq <= ? ORDER BY seq",
                     (first, last),
                 ).fetchall()

@@ -431,3 +431,19 @@ def test_seq_alarm_holds_the_ack_and_resolution_recounts_exactly(central_store) 
     # the quarantined event coming back is an alarm of its own, already resolved: no hold
     store.add_events([fake], now=9.0)
     assert store.add_events([_event("g1", 6)], now=10.0).acks == {"g1": 6}
+
+
+def test_an_outbox_made_before_event_id_acks_is_migrated(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("CREATE TABLE sync_outbox (seq INTEGER PRIMARY KEY, gate TEXT NOT NULL,"
+                 " body TEXT NOT NULL)")
+    events = [_event("g1", s) for s in (1, 2, 3)]
+    for ev in events:
+        conn.execute("INSERT INTO sync_outbox VALUES (?, ?, ?)",
+                     (ev.seq, ev.gate, json.dumps(ev.to_dict(), separators=(",", ":"))))
+    conn.close()
+    with Outbox(db) as ob:
+        assert ob.ids(1, 3) == [(e.seq, e.eid) for e in events]
+        assert ob.apply_ack(_ack(events, 1, 2)) == (AckOutcome.APPLIED, 2)
+        assert ob.backlog() == 1
