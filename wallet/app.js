@@ -1,7 +1,7 @@
 // The pilgrim wallet: one device key, the permits, and a live presentation QR.
 import qrcode from './vendor/qrcode-generator/qrcode.mjs'
 import { LANGS, pickLang } from './i18n.js'
-import { DEFAULT_PERIOD_S, PermitUnreadable, boundTo, makePresentation, readPermit, spkiPem, hex } from './gpp.js'
+import { DEFAULT_PERIOD_S, PermitUnreadable, boundTo, hex, makePresentation, permitTexts, readPermit, spkiPem } from './gpp.js'
 import * as store from './store.js'
 
 const $ = (id) => document.getElementById(id)
@@ -114,17 +114,29 @@ async function loadPermits () {
 }
 
 async function addPermit (input) {
+  // One text, or every line of a permits file from the issuer (a family's permits).
   const out = $('add-result')
   out.classList.remove('bad')
-  try {
-    const p = await readPermit(input)
-    await store.putPermit({ id: p.id, text: p.text, added: Date.now() })
-    out.textContent = t('add_ok')
+  let added = 0
+  let failed = null
+  for (const text of permitTexts(input)) {
+    try {
+      const p = await readPermit(text)
+      await store.putPermit({ id: p.id, text: p.text, added: Date.now() })
+      added++
+    } catch (e) {
+      failed = e
+    }
+  }
+  if (added) {
     $('add-text').value = ''
     await loadPermits()
-  } catch (e) {
+  }
+  if (failed || !added) {
     out.classList.add('bad')
-    out.textContent = e instanceof PermitUnreadable ? t(e.code) : t('add_bad')
+    out.textContent = failed instanceof PermitUnreadable ? t(failed.code) : t('add_bad')
+  } else {
+    out.textContent = t('add_ok')
   }
 }
 

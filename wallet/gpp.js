@@ -50,17 +50,26 @@ async function inflate (bytes) {
   return out
 }
 
-/** The permit text inside what a pilgrim pasted or opened: a GP1: text, or a JSON line
- * from `gatepass issue` ({"payload": "GP1:..."}). */
-export function permitText (input) {
-  const text = String(input).trim()
-  if (text.startsWith('{')) {
-    try {
-      const payload = JSON.parse(text.split('\n')[0]).payload
-      if (typeof payload === 'string') return payload.trim()
-    } catch (e) { /* falls through to the prefix check */ }
+/** The permit texts in what a pilgrim pasted or opened: a GP1: text (line breaks from
+ * messaging apps and e-mail removed: never part of Base45, while a space is), or JSON
+ * lines from `gatepass issue` ({"payload": "GP1:..."}, one permit per line). */
+export function permitTexts (input) {
+  const raw = String(input).trim()
+  if (raw.startsWith('{')) {
+    return raw.split(/\r?\n/).filter((line) => line.trim()).map((line) => {
+      try {
+        const payload = JSON.parse(line).payload
+        return typeof payload === 'string' ? payload.trim() : ''
+      } catch (e) {
+        return ''
+      }
+    })
   }
-  return text
+  return [raw.replace(/[\r\n\t]/g, '').trim()]
+}
+
+export function permitText (input) {
+  return permitTexts(input)[0] || ''
 }
 
 /** Read a permit (not verified: the gate verifies; the wallet only shows and presents it). */
