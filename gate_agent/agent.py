@@ -933,6 +933,10 @@ class GateAgent:
         return row
 
     def manifest(self, trip_id: str) -> list[dict[str, Any]]:
+        from gate_agent.console.backend import NotFound
+
+        if self.ledger.trip(trip_id) is None:
+            raise NotFound(f"unknown trip {trip_id}")
         return self.ledger.manifest(trip_id)
 
     def time_override(self, note: str) -> dict[str, Any]:

@@ -5,9 +5,12 @@ The console (:mod:`gate_agent.console.server`) only ever calls a :class:`Console
 called from HTTP handler threads, possibly concurrently: implementations lock as needed.
 
 Refusals: a method that cannot do what is asked (no trip open, unknown decision id, head
-count above the party...) raises a :class:`ValueError` (any subclass, e.g.
-:class:`ActionRefused`) whose message is shown to the attendant as is; the server answers
-409 with ``{"error": str(exc)}``. Any other exception is a bug: 500, logged.
+count above the party...) raises :class:`ActionRefused` (or the agent's
+:class:`gate_agent.errors.ConsoleRequestError`), whose message is shown to the attendant as
+is; the server answers 409 with ``{"error": str(exc)}``. Something asked for by id that does
+not exist (a trip's manifest) raises :class:`NotFound`: 404. Any other exception, a
+``ValueError`` or ``KeyError`` from a bug included, is 500 and logged: a bug never passes
+for a business refusal.
 
 ``snapshot()`` returns JSON-serialisable data of this shape (``?`` = may be ``null``;
 times are epoch seconds UTC; keys not listed here are allowed and ignored)::
@@ -117,6 +120,10 @@ class ConsoleError(GatepassError):
 
 class ActionRefused(ConsoleError, ValueError):
     """The backend refuses a console action; the message is shown to the attendant."""
+
+
+class NotFound(ConsoleError, LookupError):
+    """What the console asked for by id (a trip) does not exist: 404."""
 
 
 @runtime_checkable

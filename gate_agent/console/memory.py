@@ -13,7 +13,7 @@ import threading
 import uuid
 from typing import Any
 
-from gate_agent.console.backend import ActionRefused
+from gate_agent.console.backend import ActionRefused, NotFound
 
 
 class MemoryBackend:
@@ -186,7 +186,9 @@ class MemoryBackend:
 
     def manifest(self, trip_id: str) -> list[dict[str, Any]]:
         with self._cond:
-            return copy.deepcopy(self.manifests[trip_id])  # KeyError: unknown trip
+            if trip_id not in self.manifests:
+                raise NotFound(f"unknown trip {trip_id}")
+            return copy.deepcopy(self.manifests[trip_id])
 
     def time_override(self, note: str) -> dict[str, Any]:
         with self._cond:

@@ -21,7 +21,8 @@ Routes (all JSON unless said otherwise)::
 Every POST body must be a JSON object of at most MAX_BODY bytes with a Content-Length and
 ``Content-Type: application/json`` (which also keeps other web sites from posting forms
 here); unknown keys, wrong types and missing reasons get a 400 with a message saying which
-field and why. Backend refusals (ValueError) are 409, unknown trips 404.
+field and why. Backend refusals (ActionRefused, ConsoleRequestError) are 409, unknown
+trips (NotFound) 404, anything else 500 and logged.
 """
 
 from __future__ import annotations
@@ -50,9 +51,12 @@ from gate_agent.console.backend import (
     OVERRIDE_ACTIONS,
     OVERRIDE_REASONS,
     TIME_NOTE_MIN,
+    ActionRefused,
     ConsoleBackend,
     ConsoleError,
+    NotFound,
 )
+from gate_agent.errors import ConsoleRequestError
 
 log = logging.getLogger(__name__)
 
@@ -367,12 +371,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(exc.status, str(exc))
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             raise
-        except KeyError as exc:
-            self._error(HTTPStatus.NOT_FOUND, f"not found: {exc.args[0] if exc.args else ''}")
-        except ValueError as exc:
+        except NotFound as exc:
+            self._error(HTTPStatus.NOT_FOUND, str(exc) or "not found")
+        except (ActionRefused, ConsoleRequestError) as exc:
             # The backend refused (no trip open, count above the party...): say why.
             self._error(HTTPStatus.CONFLICT, str(exc) or type(exc).__name__)
-        except Exception:
+        except Exception:  # a bug, a ValueError or KeyError from one included: never a 409
             log.exception("console: %s %s failed", self.command, self.path)
             self._error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error (logged at the gate)")
 

@@ -12,6 +12,7 @@ from agent_helpers import SLOT, FakeTime
 from conftest import SITE, slot
 
 from gate_agent.agent import GateAgent
+from gate_agent.console.backend import NotFound
 from gate_agent.errors import ConsoleRequestError
 from verifier.permit import permit_hash
 from verifier.sandbox import Sandbox
@@ -183,7 +184,7 @@ def test_boarding_trip_and_manifest(make_agent: MakeAgent, sandbox: Sandbox) -> 
     assert closed["closed_at"] is not None and closed["boarded"] == 2
     rows = agent.manifest(trip["id"])
     assert [(r["initials"], r["party"]) for r in rows] == [("ZK", 2)]
-    with pytest.raises(KeyError):
+    with pytest.raises(NotFound):
         agent.manifest("no-such-trip")
     with pytest.raises(ConsoleRequestError):
         agent.close_trip()

@@ -305,6 +305,19 @@ def test_backend_refusals_are_409_and_bugs_are_500(
     assert status == 500 and "disk on fire" not in err["error"]  # no internals leaked
     assert get_json(console, "/healthz")[0] == 200
 
+    # A ValueError or KeyError from a bug is a bug too, not a refusal or a missing trip.
+    def buggy_close() -> dict[str, Any]:
+        raise ValueError("invalid literal for int() with base 10: 'x'")
+
+    def buggy_manifest(trip_id: str) -> list[dict[str, Any]]:
+        raise KeyError("seats")
+
+    backend.close_trip = buggy_close  # type: ignore[method-assign]
+    backend.manifest = buggy_manifest  # type: ignore[method-assign]
+    status, err = post(console, "/api/trip/close", {})
+    assert status == 500 and "invalid literal" not in err["error"]
+    assert get_json(console, "/api/trip/t1/manifest")[0] == 500
+
 
 def test_group_head_count(console: ConsoleServer, backend: MemoryBackend) -> None:
     backend.add_permit("GP1:FAMILY", dict(PERMIT, party=5))
