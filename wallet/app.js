@@ -1,6 +1,6 @@
 // The pilgrim wallet: one device key, the permits, and a live presentation QR.
 import qrcode from './vendor/qrcode-generator/qrcode.mjs'
-import { LANGS, pickLang } from './i18n.js'
+import { LANGS, TYPES, pickLang } from './i18n.js'
 import { DEFAULT_PERIOD_S, PermitUnreadable, boundTo, hex, makePresentation, permitTexts, readPermit, spkiPem } from './gpp.js'
 import * as store from './store.js'
 
@@ -10,6 +10,10 @@ const state = { lang: 'en', device: null, permits: [], showing: null, timer: nul
 function t (key, vars) {
   const s = LANGS[state.lang][key] ?? LANGS.en[key] ?? key
   return vars ? s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k])) : s
+}
+
+function typeName (ptype) {
+  return (TYPES[state.lang] || {})[ptype] || TYPES.en[ptype] || ptype
 }
 
 function applyLang () {
@@ -56,7 +60,7 @@ const fmtTime = (epochS) => new Date(epochS * 1000).toLocaleString(state.lang, {
 
 function detailRows (dl, p) {
   dl.replaceChildren()
-  const rows = [['type', p.type], ['site', p.site], ['slot', `${fmtTime(p.slotStart)} – ${fmtTime(p.slotEnd)}`],
+  const rows = [['type', typeName(p.type)], ['site', p.site], ['slot', `${fmtTime(p.slotStart)} – ${fmtTime(p.slotEnd)}`],
     ['party', String(p.party)], ['initials', `${p.initials} ${p.docDigits ? '…' + p.docDigits : ''}`.trim()]]
   for (const [k, v] of rows) {
     const dt = document.createElement('dt')
@@ -75,7 +79,7 @@ function renderPermits () {
     const li = document.createElement('li')
     li.dataset.permitId = p.id
     const h = document.createElement('h3')
-    h.textContent = p.type + (p.site ? ' · ' + p.site : '')
+    h.textContent = typeName(p.type)
     const dl = document.createElement('dl')
     dl.className = 'details'
     detailRows(dl, p)

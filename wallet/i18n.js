@@ -282,3 +282,70 @@ export function pickLang (saved, preferred) {
   }
   return 'en'
 }
+
+/** Names of the permit types the format knows (any other is shown as issued). */
+export const TYPES = {
+  "en": {
+    "umrah": "Umrah",
+    "haram-prayer": "Prayer at the Grand Mosque",
+    "nabawi-visit": "Visit to the Prophet's Mosque",
+    "rawdah": "Prayer in the Rawdah",
+    "bus": "Shuttle bus"
+  },
+  "ar": {
+    "umrah": "عمرة",
+    "haram-prayer": "الصلاة في المسجد الحرام",
+    "nabawi-visit": "زيارة المسجد النبوي",
+    "rawdah": "الصلاة في الروضة الشريفة",
+    "bus": "حافلة النقل"
+  },
+  "ur": {
+    "umrah": "عمرہ",
+    "haram-prayer": "مسجد الحرام میں نماز",
+    "nabawi-visit": "مسجد نبوی کی زیارت",
+    "rawdah": "روضہ میں نماز",
+    "bus": "شٹل بس"
+  },
+  "id": {
+    "umrah": "Umrah",
+    "haram-prayer": "Salat di Masjidil Haram",
+    "nabawi-visit": "Ziarah Masjid Nabawi",
+    "rawdah": "Salat di Raudah",
+    "bus": "Bus antar-jemput"
+  },
+  "bn": {
+    "umrah": "উমরাহ",
+    "haram-prayer": "মসজিদুল হারামে নামাজ",
+    "nabawi-visit": "মসজিদে নববী জিয়ারত",
+    "rawdah": "রওজায় নামাজ",
+    "bus": "শাটল বাস"
+  },
+  "tr": {
+    "umrah": "Umre",
+    "haram-prayer": "Mescid-i Haram'da namaz",
+    "nabawi-visit": "Mescid-i Nebevi ziyareti",
+    "rawdah": "Ravza'da namaz",
+    "bus": "Servis otobüsü"
+  },
+  "fr": {
+    "umrah": "Omra",
+    "haram-prayer": "Prière à la Grande Mosquée",
+    "nabawi-visit": "Visite de la Mosquée du Prophète",
+    "rawdah": "Prière dans la Rawdah",
+    "bus": "Navette"
+  },
+  "ms": {
+    "umrah": "Umrah",
+    "haram-prayer": "Solat di Masjidil Haram",
+    "nabawi-visit": "Ziarah Masjid Nabawi",
+    "rawdah": "Solat di Raudhah",
+    "bus": "Bas ulang-alik"
+  },
+  "fa": {
+    "umrah": "عمره",
+    "haram-prayer": "نماز در مسجدالحرام",
+    "nabawi-visit": "زیارت مسجدالنبی",
+    "rawdah": "نماز در روضه",
+    "bus": "اتوبوس رفت‌وآمد"
+  }
+}

@@ -149,7 +149,7 @@ def test_enrol_issue_present_verify_through_screenshot(
     permit_text = json.loads(line)["payload"]
     assert verdict(permit_text, time.time(), keys) == "presentation_required"
     add_permit(page, line)  # the JSON line from gatepass issue, as the office sends it
-    expect(page.locator("#permits li")).to_contain_text("umrah")
+    expect(page.locator("#permits li")).to_contain_text("Umrah")
     section = show(page)
     expect(section).to_have_attribute("data-mode", "live")
     expect(section).to_have_attribute("data-text", LIVE)
