@@ -194,8 +194,10 @@ class OutputsConfig(_Model):
     ``deny_beeps`` short beeps.
     """
 
+    # Required: an [outputs] section that forgets its backend must not quietly drive a
+    # simulated turnstile while the real one stays shut.
     backend: Literal["gpiozero", "simulated"] = Field(
-        default="simulated", description="'gpiozero' on a Pi; 'simulated' records a history."
+        description="'gpiozero' on a Pi; 'simulated' records a history (required)."
     )
     pins: OutputPins = Field(default_factory=OutputPins, description="GPIO pins of the outputs.")
     pin_factory: str | None = Field(

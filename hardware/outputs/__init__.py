@@ -48,7 +48,7 @@ def open_outputs(
     ``start_thread=False`` leaves timing to explicit :meth:`GateOutputs.tick` calls.
     """
     if cfg is None:
-        config = OutputsConfig()
+        config = OutputsConfig(backend="simulated")
     elif isinstance(cfg, dict):
         config = OutputsConfig.model_validate(cfg)
     else:

@@ -56,7 +56,7 @@ class SimulatedOutputs(GateOutputs):
         clock: Clock = time.monotonic,
         start_thread: bool = True,
     ) -> None:
-        config = cfg or OutputsConfig()
+        config = cfg or OutputsConfig(backend="simulated")
         self.clock = clock
         self.history: list[OutputChange] = []
         self.lines = {d: _SimLine(self, d) for d in DEVICES}

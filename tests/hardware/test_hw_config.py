@@ -38,10 +38,14 @@ def test_bad_source_configs_are_refused(data: dict) -> None:
 
 
 def test_outputs_defaults_and_refusals() -> None:
-    cfg = hc.OutputsConfig()
+    cfg = hc.OutputsConfig(backend="simulated")
     assert cfg.backend == "simulated" and cfg.relay_pulse_s > 0
+    # An [outputs] section without a backend is an error, never a silent simulation.
+    with pytest.raises(pydantic.ValidationError, match="backend"):
+        hc.OutputsConfig.model_validate({"pins": {"relay": 17}})
     with pytest.raises(pydantic.ValidationError, match="distinct"):
-        hc.OutputsConfig.model_validate({"pins": {"relay": 17, "green": 17}})
+        hc.OutputsConfig.model_validate({"backend": "gpiozero",
+                                         "pins": {"relay": 17, "green": 17}})
     with pytest.raises(pydantic.ValidationError):
         hc.OutputsConfig.model_validate({"backend": "gpio"})
     with pytest.raises(pydantic.ValidationError):

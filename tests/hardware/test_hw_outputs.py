@@ -147,8 +147,8 @@ def test_close_twice_switches_off_and_refuses_more(sim: SimulatedOutputs) -> Non
 
 
 def test_timing_thread_with_real_clock() -> None:
-    with open_outputs({"relay_pulse_s": 0.05, "admit_light_s": 0.08, "admit_beep_s": 0.02,
-                       "tick_s": 0.002}) as out:
+    with open_outputs({"backend": "simulated", "relay_pulse_s": 0.05, "admit_light_s": 0.08,
+                       "admit_beep_s": 0.02, "tick_s": 0.002}) as out:
         assert isinstance(out, SimulatedOutputs)
         out.signal_admit()
         deadline = time.monotonic() + 10.0  # generous: the machine may be loaded
