@@ -66,7 +66,9 @@ function detailRows (dl, p) {
     const dt = document.createElement('dt')
     dt.textContent = t(k)
     const dd = document.createElement('dd')
-    dd.textContent = v
+    const value = document.createElement('bdi') // Latin initials and digits inside Arabic
+    value.textContent = v
+    dd.append(value)
     dl.append(dt, dd)
   }
 }
@@ -136,12 +138,14 @@ async function addPermit (input) {
     $('add-text').value = ''
     await loadPermits()
   }
+  // data-i18n: the message follows a change of language like every other label.
   if (failed || !added) {
     out.classList.add('bad')
-    out.textContent = failed instanceof PermitUnreadable ? t(failed.code) : t('add_bad')
+    out.dataset.i18n = failed instanceof PermitUnreadable ? failed.code : 'add_bad'
   } else {
-    out.textContent = t('add_ok')
+    out.dataset.i18n = 'add_ok'
   }
+  out.textContent = t(out.dataset.i18n)
 }
 
 function renderPresentationDetails () {

@@ -1,6 +1,6 @@
 // Precache every file of the wallet, then serve from the cache first: the wallet must
 // open and present permits with no network at the gate. Bump VERSION with any file change.
-const VERSION = 'gatepass-wallet-4'
+const VERSION = 'gatepass-wallet-5'
 const FILES = [
   './', 'index.html', 'app.js', 'gpp.js', 'store.js', 'i18n.js', 'style.css',
   'manifest.webmanifest', 'icons/icon.svg', 'icons/icon-192.png', 'icons/icon-512.png',
