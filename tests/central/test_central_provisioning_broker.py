@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from realparts import missing_part
 
 from central.provisioning.broker import (
     DYNSEC_FILE,
@@ -67,7 +68,7 @@ def test_a_password_with_a_line_break_is_refused() -> None:
 def test_hash_is_the_one_mosquitto_passwd_computes(tmp_path: Path) -> None:
     tool = shutil.which("mosquitto_passwd")
     if tool is None:
-        pytest.skip("mosquitto_passwd is not installed")
+        missing_part("mosquitto_passwd is not installed")
     subprocess.run([tool, "-c", "-b", str(tmp_path / "pw"), "u", "pw-Ünïcode-1"],
                    capture_output=True, check=True, timeout=30)
     out = (tmp_path / "pw").read_text().strip()

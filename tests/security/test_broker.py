@@ -28,6 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from realparts import missing_part
 
 from central.aggregator import Aggregator
 from central.provisioning.broker import BrokerUser, make_users
@@ -152,7 +153,7 @@ class Deployment:
 @pytest.fixture
 def deployment(tmp_path: Path, postgres_url: str) -> Iterator[Deployment]:
     if missing_tools():
-        pytest.skip(f"not installed: {', '.join(missing_tools())}")
+        missing_part(f"not installed: {', '.join(missing_tools())}")
     users = make_users(list(GATES), len(WORKERS), sites=GATES)
     with ShippedBroker(tmp_path / "broker", users) as b:
         yield Deployment(b, users, postgres_url, tmp_path)
@@ -381,7 +382,7 @@ def test_without_the_listener_option_the_plugin_still_refuses_a_foreign_client_i
     # the users file names each user's client id. (Not so on the mutual-TLS listener,
     # where Mosquitto skips the plugin's login check: there the option is the binding.)
     if missing_tools():
-        pytest.skip(f"not installed: {', '.join(missing_tools())}")
+        missing_part(f"not installed: {', '.join(missing_tools())}")
     altered = tmp_path / "deploy"
     shutil.copytree(DEPLOY, altered)
     conf = (altered / "mosquitto.conf").read_text()

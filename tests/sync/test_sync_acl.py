@@ -15,6 +15,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
+from realparts import missing_part
 from sync_helpers import FakeCentre, Ledger, make_event, wait_for
 
 from central.provisioning.broker import make_users
@@ -32,7 +33,7 @@ USERS = {"ga": "pw-ga-secret", "gb": "pw-gb-secret", "gp-central-1": "pw-central
 def acl_broker(tmp_path: Path) -> Iterator[ShippedBroker]:
     # The shipped mosquitto.conf (plain listener only) with users from the provisioning.
     if missing_tools():
-        pytest.skip(f"not installed: {', '.join(missing_tools())}")
+        missing_part(f"not installed: {', '.join(missing_tools())}")
     users = make_users(["ga", "gb"], 1, passwords=USERS)
     with ShippedBroker(tmp_path / "m", users, tls=False) as b:
         yield b

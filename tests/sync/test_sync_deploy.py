@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from realparts import missing_part
 from sync_helpers import FakeCentre, Ledger, wait_for
 
 from central.provisioning.broker import DYNSEC_FILE, make_users, read_secrets
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.broker
 @pytest.fixture
 def deployed(tmp_path: Path) -> Iterator[ShippedBroker]:
     if missing_tools():
-        pytest.skip(f"not installed: {', '.join(missing_tools())}")
+        missing_part(f"not installed: {', '.join(missing_tools())}")
     made = tmp_path / "made"
     env = {"PATH": "/usr/bin:/bin:/usr/sbin", "GP_SECRETS_DIR": str(made / "s"),
            "GP_WORKERS": "1", "GATEPASS_PYTHON": sys.executable, "PYTHONPATH": os.getcwd()}
