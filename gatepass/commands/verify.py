@@ -45,6 +45,14 @@ def register(sub: Any) -> None:
     parser.add_argument("--early", type=int, metavar="S", help="check the slot: early grace (s)")
     parser.add_argument("--late", type=int, metavar="S", help="check the slot: late grace (s)")
     parser.add_argument(
+        "--presentation", choices=("required", "preferred", "static"), default="required",
+        help="what a holder-bound permit needs (docs/presentation-format.md; default required)",
+    )
+    parser.add_argument(
+        "--presentation-tolerance", type=int, default=30, metavar="S",
+        help="seconds a presentation's time step may lie from --at (default 30)",
+    )
+    parser.add_argument(
         "--image", action="extend", nargs="+", metavar="FILE", help="decode QR codes from images"
     )
     parser.add_argument(
@@ -172,6 +180,9 @@ def verify_one(
     store: TrustStore,
     revset: RevocationSet,
     window: SlotWindow | None,
+    *,
+    presentation_policy: str = "required",
+    presentation_tolerance_s: int = 30,
 ) -> dict[str, Any]:
     from verifier.errors import PermitRefused
     from verifier.verify import verify_at
@@ -179,7 +190,9 @@ def verify_one(
     if text is None:
         return {"ok": False, "reason": "no_code", "detail": "no QR code found in the image"}
     try:
-        permit = verify_at(text, now, trust=store, revocations=revset, window=window)
+        permit = verify_at(text, now, trust=store, revocations=revset, window=window,
+                           presentation_policy=presentation_policy,
+                           presentation_tolerance_s=presentation_tolerance_s)
     except PermitRefused as exc:
         return {"ok": False, "reason": exc.reason.value, "detail": exc.detail}
     return {"ok": True, "reason": None, **permit.to_dict()}
@@ -199,11 +212,15 @@ def run(args: argparse.Namespace) -> int:
         if (args.early or 0) < 0 or (args.late or 0) < 0:
             raise UsageError("--early and --late must be >= 0 seconds")
         window = SlotWindow(early_s=args.early or 0, late_s=args.late or 0)
+    if args.presentation_tolerance < 0:
+        raise UsageError("--presentation-tolerance must be >= 0 seconds")
     store, revset = load_trust(args.trust, args.apply, now=now)
     refused = 0
     out = sys.stdout
     for context, text in _payloads(args):
-        result = {**verify_one(text, now, store, revset, window), **context}
+        result = {**verify_one(text, now, store, revset, window,
+                               presentation_policy=args.presentation,
+                               presentation_tolerance_s=args.presentation_tolerance), **context}
         refused += not result["ok"]
         out.write(json.dumps(result) + "\n")
     out.flush()

@@ -65,24 +65,27 @@ def test_vector_through_api(path: Path) -> None:
     assert got == v["expected"], v["description"]
 
 
-def _cli_groups() -> dict[tuple[str, str], list[Path]]:
-    groups: dict[tuple[str, str], list[Path]] = defaultdict(list)
+def _cli_groups() -> dict[tuple[str, str, str, int], list[Path]]:
+    groups: dict[tuple[str, str, str, int], list[Path]] = defaultdict(list)
     for path in FILES:
         v = _load(path)
-        if v["policy"] == "required" and v["tolerance_s"] == 30:  # gatepass verify's defaults
-            groups[(v["trust"], v["at"])].append(path)
+        groups[(v["trust"], v["at"], v["policy"], v["tolerance_s"])].append(path)
     return groups
 
 
 GROUPS = _cli_groups()
 
 
-@pytest.mark.parametrize("key", list(GROUPS), ids=lambda k: f"{Path(k[0]).stem}@{k[1]}")
-def test_vectors_through_cli(key: tuple[str, str]) -> None:
+@pytest.mark.parametrize(
+    "key", list(GROUPS), ids=lambda k: f"{Path(k[0]).stem}@{k[1]}/{k[2]}/{k[3]}"
+)
+def test_vectors_through_cli(key: tuple[str, str, str, int]) -> None:
     paths = GROUPS[key]
     vectors = [_load(p) for p in paths]
-    trust, at = key
+    trust, at, policy, tolerance = key
     cmd = [*GATEPASS, "verify", "--trust", str(VECTORS / trust), "--at", at]
+    if (policy, tolerance) != ("required", 30):  # the defaults are left out: checks them too
+        cmd += ["--presentation", policy, "--presentation-tolerance", str(tolerance)]
     cmd += [v["payload"] for v in vectors]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
