@@ -1,6 +1,6 @@
 """Key directories on disk: the files ``gatepass keys new`` writes.
 
-``verifier/`` builds the bytes (``Sandbox.bundle_files()``); writing them is I/O and
+``verifier/`` builds the bytes (``KeyRing.bundle_files()``); writing them is I/O and
 lives here, so ``verifier/`` stays pure.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from verifier.sandbox import Sandbox
+    from verifier.keyring import KeyRing
 
 
 def write_files(directory: Path, files: Mapping[str, bytes]) -> None:
@@ -31,8 +31,8 @@ def write_files(directory: Path, files: Mapping[str, bytes]) -> None:
         os.replace(tmp, path)
 
 
-def write_key_directory(sandbox: Sandbox, directory: str | os.PathLike[str]) -> Path:
-    """Write ``sandbox``'s key directory (as ``gatepass keys new`` does); return trust.json."""
+def write_key_directory(ring: KeyRing, directory: str | os.PathLike[str]) -> Path:
+    """Write ``ring``'s key directory (as ``gatepass keys new`` does); return trust.json."""
     out = Path(directory)
-    write_files(out, sandbox.bundle_files())
+    write_files(out, ring.bundle_files())
     return out / "trust.json"

@@ -1,5 +1,9 @@
 """A complete key hierarchy in a few lines, for tests, demos and benchmarks.
 
+:class:`Sandbox` is a :class:`verifier.keyring.KeyRing` (what ``gatepass keys new`` makes,
+with fresh random keys) plus reproducible keys from a ``seed`` (derived, so not secret:
+never for a real site) and permit minting.
+
 Example::
 
     from verifier.sandbox import Sandbox
@@ -10,7 +14,7 @@ Example::
     delta = sb.revoke(permit.permit_id)      # signed delta (version +1) for the downlink
     snap = sb.revocations()                  # signed snapshot of everything revoked so far
     beacon = sb.sign_document("time_beacon", {"t": start}, version=7)   # central key
-    files = sb.bundle_files()                # name -> bytes: what `gatepass keys new` writes
+    files = sb.bundle_files()                # name -> bytes: the key-directory layout
 
 What it holds (all public attributes, stable):
 
@@ -31,7 +35,8 @@ the bytes only); ``sign_trust_list(version)`` signs any version.
 Gate-side views: ``new_store()`` (a fresh TrustStore from the bundle, as a gate builds
 it), ``revocation_set()`` (every revocation document applied), ``bundle()`` (the
 :class:`TrustBundle`), ``bundle_files()`` (file name -> bytes). ``load_sandbox(files)``
-rebuilds a Sandbox from those files (what ``gatepass keys rotate/revoke`` use).
+rebuilds a Sandbox from those files (``gatepass keys rotate/revoke`` use
+:func:`verifier.keyring.load_keyring`).
 Time is a parameter here too: ``revocation_set(now=...)`` (default ``epoch``) and
 ``load_sandbox(files, now=...)`` check the revocation signers' validity at it.
 
@@ -46,23 +51,24 @@ import hashlib
 import os
 import random
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from verifier.documents import KIND_REVOCATION_DELTA, KIND_REVOCATION_SNAPSHOT, KIND_TRUST_LIST
-from verifier.documents import sign_document as _sign_document
 from verifier.issue import IssuedPermit, issue_permit
-from verifier.keys import (
-    ROLE_CENTRAL,
-    ROLE_PERMIT,
-    ROLE_REVOCATION,
-    SigningKey,
-    default_kid,
+from verifier.keyring import (
+    IssuerSpec,
+    KeyRing,
+    generate_key,
+    keys_manifest,
+    load_keyring,
 )
-from verifier.revocation import RevocationSet, sign_delta, sign_snapshot
-from verifier.trust import TrustBundle, TrustStore, trust_list_entry
+from verifier.keys import SigningKey, default_kid
+from verifier.revocation import RevocationSet
+from verifier.trust import TrustStore
+
+__all__ = ["EPOCH", "IssuerSpec", "Sandbox", "derive_key", "keys_manifest", "load_sandbox"]
 
 EPOCH = 1_780_000_000
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
@@ -83,40 +89,18 @@ def derive_key(
 
 
 @dataclass
-class IssuerSpec:
-    """Trust-list attributes of one sandbox key."""
+class Sandbox(KeyRing):
+    """A :class:`KeyRing` for tests, demos and benchmarks: reproducible keys from ``seed``
+    and permit minting; see the module docstring."""
 
-    key: SigningKey
-    issuer: str
-    roles: tuple[str, ...] = (ROLE_PERMIT,)
-    ptypes: tuple[str, ...] | None = None
-    sites: tuple[str, ...] | None = None
-    not_before: int = 0
-    not_after: int = 2**62
-    verify_until: int | None = None
-
-
-@dataclass
-class Sandbox:
-    """Root, issuer, central and revocation keys plus a trust store: see the module docstring."""
-
-    root: SigningKey
-    sites: tuple[str, ...]
-    issuer: str
-    specs: dict[str, IssuerSpec]
-    store: TrustStore
-    trust_version: int = 0
     epoch: int = EPOCH
     issued: dict[str, IssuedPermit] = field(default_factory=dict)
-    revoked: set[bytes] = field(default_factory=set)
-    revocation_version: int = 0
-    revocation_docs: list[bytes] = field(default_factory=list)
     _seed: Any = None
     _rng: random.Random | None = None
     _counter: int = 0
 
     @classmethod
-    def create(
+    def create(  # type: ignore[override]
         cls,
         sites: Iterable[str] = ("makkah-haram",),
         seed: int | str | None = None,
@@ -126,126 +110,24 @@ class Sandbox:
         ptypes: Iterable[str] | None = None,
         key_window: tuple[int, int] = (0, 2**62),
     ) -> Sandbox:
-        """Root, one permit issuer key per algorithm in ``issuer_algs`` (named after the
-        algorithm in lower case), ``central`` and ``revoker``; trust list version 1 applied.
-        ``key_window`` is the issuers' (not_before, not_after) for permits' issued-at.
-        Empty ``sites``: the issuer keys may sign for any site (then ``issue`` needs one)."""
-        sites = tuple(sites)
+        """:meth:`KeyRing.create` with reproducible keys when ``seed`` is given, and both
+        algorithms' issuer keys by default."""
 
-        def make(label: str, alg: str) -> SigningKey:
-            return SigningKey.generate(alg) if seed is None else derive_key(seed, label, alg)
+        def make(label: str, alg: str, kid: bytes | None) -> SigningKey:
+            return generate_key(label, alg, kid) if seed is None else derive_key(
+                seed, label, alg, kid)
 
-        root = make("root", "ES256")
-        specs = {
-            alg.lower(): IssuerSpec(
-                make(alg.lower(), alg),
-                issuer,
-                sites=sites or None,
-                ptypes=None if ptypes is None else tuple(ptypes),
-                not_before=key_window[0],
-                not_after=key_window[1],
-            )
-            for alg in issuer_algs
-        }
-        specs["central"] = IssuerSpec(make("central", "ES256"), "central", roles=(ROLE_CENTRAL,))
-        specs["revoker"] = IssuerSpec(make("revoker", "ES256"), "central", roles=(ROLE_REVOCATION,))
-        store = TrustStore(root.public(), root_kid=root.kid)
-        sb = cls(
-            root=root,
-            sites=sites,
-            issuer=issuer,
-            specs=specs,
-            store=store,
-            _seed=seed,
+        sb: Sandbox = super().create(
+            sites, issuer=issuer, issuer_algs=issuer_algs, ptypes=ptypes,
+            key_window=key_window, make_key=make, _seed=seed,
             _rng=None if seed is None else random.Random(str(seed)),
         )
-        sb.publish_trust_list()
         return sb
 
-    # -- keys and trust lists -------------------------------------------------------------
-
-    @property
-    def issuers(self) -> dict[str, SigningKey]:
-        return {n: s.key for n, s in self.specs.items() if ROLE_PERMIT in s.roles}
-
-    @property
-    def central(self) -> SigningKey:
-        return self.specs["central"].key
-
-    @property
-    def revoker(self) -> SigningKey:
-        return self.specs["revoker"].key
-
-    def add_issuer(
-        self,
-        name: str,
-        alg: str = "ES256",
-        *,
-        kid: bytes | None = None,
-        issuer: str | None = None,
-        roles: Iterable[str] = (ROLE_PERMIT,),
-        ptypes: Iterable[str] | None = None,
-        sites: Iterable[str] | None = None,
-        not_before: int = 0,
-        not_after: int = 2**62,
-        verify_until: int | None = None,
-    ) -> SigningKey:
-        """Add a key (not yet published: call :meth:`publish_trust_list`)."""
-        key = (
-            SigningKey.generate(alg, kid)
-            if self._seed is None
-            else derive_key(self._seed, f"extra/{name}", alg, kid)
-        )
-        self.specs[name] = IssuerSpec(
-            key,
-            issuer or self.issuer,
-            tuple(roles),
-            None if ptypes is None else tuple(ptypes),
-            (self.sites or None) if sites is None else tuple(sites),
-            not_before,
-            not_after,
-            verify_until,
-        )
-        return key
-
-    def remove_issuer(self, name: str) -> None:
-        """Drop a key from the next trust list (call :meth:`publish_trust_list`)."""
-        del self.specs[name]
-
-    def trust_list_body(self) -> dict[str, Any]:
-        return {
-            "keys": [
-                trust_list_entry(
-                    s.key.public(),
-                    kid=s.key.kid,
-                    alg=s.key.alg,
-                    issuer=s.issuer,
-                    roles=s.roles,
-                    ptypes=s.ptypes,
-                    sites=s.sites,
-                    not_before=s.not_before,
-                    not_after=s.not_after,
-                    verify_until=s.verify_until,
-                )
-                for s in self.specs.values()
-            ]
-        }
-
-    def sign_trust_list(self, version: int) -> bytes:
-        """The current keys as a root-signed trust list of ``version`` (not applied)."""
-        return _sign_document(KIND_TRUST_LIST, self.trust_list_body(), version, self.root)
-
-    def publish_trust_list(self, *, apply: bool = True) -> bytes:
-        """Sign the next trust-list version and (by default) apply it to ``store``."""
-        self.trust_version += 1
-        raw = self.sign_trust_list(self.trust_version)
-        if apply:
-            self.store.apply(raw)
-        return raw
-
-    def new_store(self) -> TrustStore:
-        """A fresh gate-side store with the latest trust list (as a gate would build it)."""
-        return self.bundle().store()
+    def _new_key(self, label: str, alg: str, kid: bytes | None) -> SigningKey:
+        if self._seed is None:
+            return generate_key(label, alg, kid)
+        return derive_key(self._seed, label, alg, kid)
 
     # -- permits --------------------------------------------------------------------------
 
@@ -320,163 +202,20 @@ class Sandbox:
                 return p.permit_id
         raise KeyError(f"unknown permit {permit[:24]!r}: pass its id, QR text or ph")
 
-    def revoke(self, *permits: bytes | str) -> bytes:
+    def revoke(self, *permits: bytes | str) -> bytes:  # type: ignore[override]
         """Revoke permits (ids, QR texts or ph of minted permits); return the signed delta
         moving the revocation version by one (also kept in ``revocation_docs``)."""
-        ids = {self._as_id(p) for p in permits}
-        base = self.revocation_version
-        self.revocation_version += 1
-        self.revoked |= ids
-        raw = sign_delta(base, self.revocation_version, self.revoker, add=ids)
-        self.revocation_docs.append(raw)
-        return raw
-
-    def revocations(self, extra_ids: Iterable[bytes] = ()) -> bytes:
-        """A signed snapshot of everything revoked (plus ``extra_ids``), next version."""
-        self.revoked |= set(extra_ids)
-        self.revocation_version += 1
-        raw = sign_snapshot(self.revoked, self.revocation_version, self.revoker)
-        self.revocation_docs = [raw]
-        return raw
+        return super().revoke(*{self._as_id(p) for p in permits})
 
     def revocation_set(
         self, store: TrustStore | None = None, *, now: float | None = None
     ) -> RevocationSet:
-        """A gate-side :class:`RevocationSet` with every revocation document applied, the
-        signers' validity checked at ``now`` (default: the sandbox's ``epoch``)."""
-        revset = RevocationSet(store or self.store)
-        for raw in self.revocation_docs:
-            revset.apply(raw, now=self.epoch if now is None else now)
-        return revset
-
-    def sign_document(
-        self,
-        kind: str,
-        body: Any,
-        version: int,
-        *,
-        signer: str | None = None,
-        issued_at: int | None = None,
-    ) -> bytes:
-        """Sign a downlink document. ``signer``: "root", "central", "revoker" or a key name;
-        by default root for trust lists, revoker for revocations, central otherwise."""
-        if signer is None:
-            signer = {
-                KIND_TRUST_LIST: "root",
-                KIND_REVOCATION_SNAPSHOT: "revoker",
-                KIND_REVOCATION_DELTA: "revoker",
-            }.get(kind, "central")
-        key = self.root if signer == "root" else self.specs[signer].key
-        return _sign_document(kind, body, version, key, issued_at=issued_at)
-
-    # -- files ----------------------------------------------------------------------------
-
-    def bundle(self) -> TrustBundle:
-        """The gate's trust bundle: root public key, trust list, revocation documents."""
-        return TrustBundle(
-            root_spki=self.root.public_der(),
-            root_alg=self.root.alg,
-            root_kid=self.root.kid,
-            trust_list=self.store.trust_list,
-            revocations=tuple(self.revocation_docs),
-        )
-
-    def bundle_files(self) -> Mapping[str, bytes]:
-        """File name -> contents, the layout ``gatepass keys new`` writes (see keys_manifest)."""
-        files: dict[str, bytes] = {"root.pem": self.root.to_pem()}
-        for name, spec in self.specs.items():
-            files[f"{name}.pem"] = spec.key.to_pem()
-        files["keys.json"] = keys_manifest(self)
-        files["trust.json"] = self.bundle().to_bytes()
-        return files
+        """As :meth:`KeyRing.revocation_set`, the signers checked at ``now`` (default: the
+        sandbox's ``epoch``)."""
+        return super().revocation_set(store, now=self.epoch if now is None else now)
 
 
 def load_sandbox(files: Mapping[str, bytes], *, now: float) -> Sandbox:
-    """Rebuild a :class:`Sandbox` from :meth:`Sandbox.bundle_files` contents (file name ->
-    bytes), e.g. to rotate keys or revoke permits in a ``gatepass keys new`` directory.
-    ``now`` is the time the revocation signers' validity is checked at.
-    Raises :class:`~verifier.errors.KeyUnusable` when a file is missing or inconsistent."""
-    import json
-
-    from verifier.documents import read_document
-    from verifier.errors import KeyUnusable, VerifierError
-
-    try:
-        manifest = json.loads(files["keys.json"])
-        if manifest.get("format") != "gatepass-keys/1":
-            raise KeyUnusable("keys.json format must be gatepass-keys/1")
-        root_meta = manifest["root"]
-        root = SigningKey.from_pem(files[root_meta["file"]], kid=bytes.fromhex(root_meta["kid"]))
-        specs = {}
-        for name, meta in manifest["keys"].items():
-            key = SigningKey.from_pem(files[meta["file"]], kid=bytes.fromhex(meta["kid"]))
-            specs[name] = IssuerSpec(
-                key,
-                meta["issuer"],
-                tuple(meta["roles"]),
-                None if meta["types"] is None else tuple(meta["types"]),
-                None if meta["sites"] is None else tuple(meta["sites"]),
-                int(meta["nbf"]),
-                int(meta["exp"]),
-                None if meta["until"] is None else int(meta["until"]),
-            )
-        bundle = TrustBundle.from_bytes(files["trust.json"])
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, VerifierError):
-            raise
-        raise KeyUnusable(f"key directory incomplete or invalid ({exc!r})") from None
-    if bundle.root_kid != root.kid or bundle.root_spki != root.public_der():
-        raise KeyUnusable("trust.json was not made for this root key")
-    store = bundle.store()
-    issuers = [s.issuer for s in specs.values() if ROLE_PERMIT in s.roles]
-    sb = Sandbox(
-        root=root,
-        sites=tuple(next((s.sites for s in specs.values() if s.sites), ())),
-        issuer=issuers[0] if issuers else "moh",
-        specs=specs,
-        store=store,
-        trust_version=store.version,
-    )
-    revset = RevocationSet(store)
-    for raw in bundle.revocations:
-        revset.apply(raw, now=now)
-        doc = read_document(
-            raw, (KIND_REVOCATION_SNAPSHOT, KIND_REVOCATION_DELTA), store, now=now
-        )
-        if doc.kind == KIND_REVOCATION_SNAPSHOT:
-            blob = doc.body["ids"]
-            sb.revoked = {blob[i : i + 16] for i in range(0, len(blob), 16)}
-        else:
-            add, rem = doc.body["add"], doc.body["remove"]
-            sb.revoked -= {rem[i : i + 16] for i in range(0, len(rem), 16)}
-            sb.revoked |= {add[i : i + 16] for i in range(0, len(add), 16)}
-    sb.revocation_version = revset.version
-    sb.revocation_docs = list(bundle.revocations)
-    return sb
-
-
-def keys_manifest(sb: Sandbox) -> bytes:
-    """``keys.json``: what each private key file is (kid, alg, issuer, roles, scope)."""
-    import json
-
-    doc = {
-        "format": "gatepass-keys/1",
-        "root": {"file": "root.pem", "kid": sb.root.kid.hex(), "alg": sb.root.alg},
-        "trust_version": sb.trust_version,
-        "keys": {
-            name: {
-                "file": f"{name}.pem",
-                "kid": s.key.kid.hex(),
-                "alg": s.key.alg,
-                "issuer": s.issuer,
-                "roles": list(s.roles),
-                "types": None if s.ptypes is None else list(s.ptypes),
-                "sites": None if s.sites is None else list(s.sites),
-                "nbf": s.not_before,
-                "exp": s.not_after,
-                "until": s.verify_until,
-            }
-            for name, s in sb.specs.items()
-        },
-    }
-    return (json.dumps(doc, indent=1) + "\n").encode()
+    """A :class:`Sandbox` over a key directory's files (see :func:`load_keyring`)."""
+    ring = load_keyring(files, now=now)
+    return Sandbox(**{f.name: getattr(ring, f.name) for f in fields(KeyRing)})

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from gatepass.keyfiles import write_files
 
 if TYPE_CHECKING:
-    from verifier.sandbox import Sandbox
+    from verifier.keyring import KeyRing
 
 
 def register(sub: Any) -> None:
@@ -69,19 +69,19 @@ def _csv(text: str) -> tuple[str, ...] | None:
     return items or None
 
 
-def load_directory(directory: str) -> Sandbox:
+def load_directory(directory: str) -> KeyRing:
     import time
 
     from gatepass.cli import UsageError
     from verifier.errors import VerifierError
-    from verifier.sandbox import load_sandbox
+    from verifier.keyring import load_keyring
 
     root = Path(directory)
     if not (root / "keys.json").is_file():
         raise UsageError(f"{root} is not a key directory (no keys.json); run gatepass keys new")
     files = {p.name: p.read_bytes() for p in root.iterdir() if p.is_file()}
     try:
-        return load_sandbox(files, now=time.time())
+        return load_keyring(files, now=time.time())
     except VerifierError as exc:
         raise UsageError(f"key directory {root}: {exc}") from None
 
@@ -89,7 +89,7 @@ def load_directory(directory: str) -> Sandbox:
 def run_new(args: argparse.Namespace) -> int:
     from gatepass.cli import UsageError
     from gatepass.commands.verify import parse_time
-    from verifier.sandbox import Sandbox
+    from verifier.keyring import KeyRing
 
     out = Path(args.directory)
     if out.exists() and any(out.iterdir()):
@@ -98,7 +98,9 @@ def run_new(args: argparse.Namespace) -> int:
         raise UsageError("--valid-days must be at least 1")
     start = int(parse_time(args.valid_from or "now"))
     sites = _csv(args.sites)
-    sb = Sandbox.create(
+    # Fresh keys from the operating system's random source: the product's KeyRing, not
+    # the tests' seeded Sandbox.
+    sb = KeyRing.create(
         sites=sites or (),
         issuer=args.issuer,
         issuer_algs=tuple(dict.fromkeys(args.alg or ["ES256"])),
@@ -193,7 +195,7 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(sb: Sandbox, out: Path) -> dict[str, Any]:
+def _summary(sb: KeyRing, out: Path) -> dict[str, Any]:
     return {
         "directory": str(out),
         "trust": str(out / "trust.json"),

@@ -332,3 +332,21 @@ def test_stdin_over_long_line_and_binary_garbage(keydir: Path) -> None:
         (False, "too_large"), (True, None), (False, "bad_encoding")
     ]
     assert proc.returncode == 1
+
+
+def test_keys_new_uses_the_product_key_ring_not_the_test_sandbox(tmp_path: Path) -> None:
+    """Production keys come from verifier.keyring (fresh random keys); the seeded test
+    Sandbox is never even imported by `gatepass keys new`."""
+    code = (
+        "import sys\n"
+        "from gatepass.cli import main\n"
+        f"rc = main(['keys', 'new', {str(tmp_path / 'k')!r}])\n"
+        "print(rc, 'verifier.sandbox' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True).stdout.splitlines()[-1]
+    assert out == "0 False"
+    first = (tmp_path / "k" / "root.pem").read_bytes()
+    subprocess.run([sys.executable, "-m", "gatepass", "keys", "new", str(tmp_path / "k2")],
+                   capture_output=True, timeout=60, check=True)
+    assert (tmp_path / "k2" / "root.pem").read_bytes() != first
