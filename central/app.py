@@ -48,9 +48,10 @@ def load_registry(
     config: CentralConfig, trust: TrustStore | None, now: float
 ) -> GateRegistry | None:
     """The configured gate registry, verified against the trust root; None without one."""
-    if config.registry is None:
-        log.warning("no [registry] in the config: gate identities are not checked; any gate"
-                    " with broker credentials may claim any site")
+    if config.registry is None or not config.registry.check or config.registry.file is None:
+        log.warning("[registry] check = false: gate identities are NOT checked; any gate with"
+                    " broker credentials may claim any site, group or seq (tests and demos"
+                    " only)")
         return None
     from verifier.registry import open_registry
 

@@ -24,7 +24,8 @@ Example::
     bundle_file = "/etc/gatepass/trust.json"         # checks trust lists/revocations to relay
 
     [registry]
-    file = "/etc/gatepass/gates.registry"            # signed gate registry (gatepass gates)
+    file = "/etc/gatepass/gates.registry"            # signed gate registry (gatepass gates);
+                                                     # required (check = false: demos only)
 
     [[sites]]
     id = "haram"
@@ -110,15 +111,37 @@ class TrustConfig(BaseModel):
     bundle_file: Path = Field(description="trust.json as written by `gatepass keys new`")
 
 
+NO_REGISTRY = (
+    "[registry] is required: file = the signed gate registry (`gatepass gates provision`"
+    " writes it), or check = false for a test or demo (then any gate with broker credentials"
+    " may claim any site, group or seq)"
+)
+
+
 class RegistryConfig(BaseModel):
     """The signed gate registry: which gates exist, where, and the key each signs with."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    file: Path = Field(
+    file: Path | None = Field(
+        None,
         description="signed gate registry written by `gatepass gates provision|registry`;"
-        " a newer one given through POST /api/documents replaces it (needs [trust])"
+        " a newer one given through POST /api/documents replaces it (needs [trust])",
     )
+    check: bool = Field(
+        True,
+        description="false: check no gate identity at all (any gate with broker credentials"
+        " may then claim any site, group or seq): only for tests and demos, and said so in"
+        " the log at every start",
+    )
+
+    @model_validator(mode="after")
+    def _file_or_no_checks(self) -> RegistryConfig:
+        if self.check and self.file is None:
+            raise ValueError(NO_REGISTRY)
+        if not self.check and self.file is not None:
+            raise ValueError("[registry] gives a file and check = false: choose one")
+        return self
 
 
 class AggregatorConfig(BaseModel):
@@ -198,14 +221,16 @@ class CentralConfig(BaseModel):
     )
     aggregator: AggregatorConfig = Field(default_factory=AggregatorConfig)  # type: ignore[arg-type]
     registry: RegistryConfig | None = Field(
-        None, description="without it the centre checks no gate identity (any gate with broker"
-        " credentials may claim any site): only for tests and demos",
+        None, description="required: the signed gate registry, or check = false (tests and"
+        " demos only)",
     )
     sites: list[SiteConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _registry_needs_trust(self) -> CentralConfig:
-        if self.registry is not None and self.trust is None:
+        if self.registry is None:
+            raise ValueError(NO_REGISTRY)
+        if self.registry.file is not None and self.trust is None:
             raise ValueError("[registry] needs [trust]: the registry is verified against the root")
         return self
 

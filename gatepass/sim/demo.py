@@ -28,6 +28,7 @@ from typing import Any
 
 from gatepass.keyfiles import write_key_directory
 from gatepass.sim.camera import QueueCamera
+from gatepass.sim.identity import enrol
 from gatepass.sim.procs import Broker, CentralService, free_port
 from gatepass.sim.site import OTHER_SITE, SITE
 from gatepass.sim.wallet import WALLET_DIR, Phone, WalletServer, holder_bound
@@ -68,6 +69,7 @@ def _central_toml(*, broker: Broker, workdir: Path, port: int) -> str:
         f'\n[http]\nlisten = "127.0.0.1:{port}"\npoll_ms = 1000\n'
         f'\n[signing]\nkey_file = "{keys / "central.pem"}"\n'
         f'\n[trust]\nbundle_file = "{keys / "trust.json"}"\n'
+        f'\n[registry]\nfile = "{keys / "gates.registry"}"\n'
         '\n[aggregator]\nclient_id = "gp-central-demo"\ntime_beacon_period_s = 5.0\n'
         f'shared_subscription = {"false" if broker.kind == "amqtt" else "true"}\n'
         f'\n[[sites]]\nid = "{SITE}"\nname = "Masjid al-Haram (Grand Mosque)"\n'
@@ -89,6 +91,7 @@ def _gate_config(g: DemoGate, *, workdir: Path, broker: Broker) -> Any:
                    "reconnect_min_s": 0.2, "reconnect_max_s": 2.0, "health_period_s": 2.0},
         "trust": {"bundle": str(workdir / "keys" / "trust.json")},
         "clock": {"system": "trust"},
+        "key_file": str(workdir / "gates" / f"{g.gate}.key"),
     }
     return config_from_dict(data)
 
@@ -231,6 +234,8 @@ def run_demo(opt: DemoOptions, stop: threading.Event) -> dict[str, Any]:
     figures: dict[str, Any] = {"workdir": str(workdir)}
     with contextlib.ExitStack() as stack:
         broker = stack.enter_context(Broker(workdir / "broker", kind=opt.broker))
+        enrol(sb.root, [_gate_config(g, workdir=workdir, broker=broker) for g in gates.values()],
+              workdir / "keys" / "gates.registry")
         conf = workdir / "central.toml"
         conf.write_text(_central_toml(broker=broker, workdir=workdir, port=free_port()))
         central = stack.enter_context(CentralService(conf, log=workdir / "central.log"))

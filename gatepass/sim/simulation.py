@@ -26,6 +26,7 @@ from typing import Any
 
 from gatepass.keyfiles import write_key_directory
 from gatepass.sim.audit import audit
+from gatepass.sim.identity import enrol
 from gatepass.sim.procs import (
     Broker,
     CentralService,
@@ -36,6 +37,7 @@ from gatepass.sim.procs import (
     spawn,
 )
 from gatepass.sim.site import SITE, plan_day, sandbox
+from gatepass.sim.worker import gate_config
 
 #: Chaos bounds: kills per kind at most, and the pause between two kills (seconds).
 MAX_KILLS = {"broker": 4, "worker": 4, "central": 2}
@@ -112,12 +114,14 @@ class _Worker:
         self._join()
 
 
-def _central_toml(*, broker: Broker, store: Path, port: int) -> str:
+def _central_toml(*, broker: Broker, store: Path, port: int, registry: Path) -> str:
     return (
         f'[broker]\nhost = "127.0.0.1"\nport = {broker.port}\nprotocol = "{broker.protocol}"\n'
         'reconnect_max_s = 2.0\n'
         f'\n[store]\nurl = "sqlite:///{store}"\n'
         f'\n[http]\nlisten = "127.0.0.1:{port}"\n'
+        f'\n[trust]\nbundle_file = "{registry.parent / "trust.json"}"\n'
+        f'\n[registry]\nfile = "{registry}"\n'
         '\n[aggregator]\nclient_id = "gp-central-sim"\nused_stream = false\n'
         f'shared_subscription = {"false" if broker.kind == "amqtt" else "true"}\n'
         f'\n[[sites]]\nid = "{SITE}"\nname = "Grand Mosque (simulated day)"\n'
@@ -142,8 +146,18 @@ def run_simulation(opt: SimOptions, stop: threading.Event) -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
         broker = stack.enter_context(Broker(workdir / "broker", kind=opt.broker))
         store_path = workdir / "central.db"
+        broker_cfg = {"host": "127.0.0.1", "port": broker.port, "protocol": broker.protocol,
+                      "reconnect_min_s": 0.2, "reconnect_max_s": 2.0, "keepalive": 10,
+                      # A long ack timeout and a small window: with 100 gates, a centre
+                      # that lags a few seconds must not be flooded by go-back-N
+                      # republishes of every window.
+                      "ack_timeout_s": 5.0 if opt.permits <= 20000 else 30.0,
+                      "max_unacked": 5000, "health_period_s": 30.0}
+        enrol(sb.root, [gate_config(g, workdir=workdir, bundle=bundle, broker=broker_cfg)
+                        for g in plan.gates], workdir / "keys" / "gates.registry")
         conf = workdir / "central.toml"
-        conf.write_text(_central_toml(broker=broker, store=store_path, port=free_port()))
+        conf.write_text(_central_toml(broker=broker, store=store_path, port=free_port(),
+                                      registry=workdir / "keys" / "gates.registry"))
         central = stack.enter_context(CentralService(conf, log=workdir / "central.log"))
         opt.log(f"broker {broker.kind} on 127.0.0.1:{broker.port}; dashboard "
                 f"{central.dashboard_url}; {nworkers} workers; workdir {workdir}")
@@ -151,12 +165,7 @@ def run_simulation(opt: SimOptions, stop: threading.Event) -> dict[str, Any]:
             "workdir": str(workdir), "bundle": str(bundle), "seed": opt.seed,
             "gates": opt.gates, "permits": opt.permits, "hours": opt.hours,
             "workers": nworkers, "pace": opt.hours * 3600 / opt.day_seconds,
-            # A long ack timeout and a small window: with 100 gates, a centre that lags
-            # a few seconds must not be flooded by go-back-N republishes of every window.
-            "broker": {"host": "127.0.0.1", "port": broker.port, "protocol": broker.protocol,
-                       "reconnect_min_s": 0.2, "reconnect_max_s": 2.0, "keepalive": 10,
-                       "ack_timeout_s": 5.0 if opt.permits <= 20000 else 30.0,
-                       "max_unacked": 5000, "health_period_s": 30.0},
+            "broker": broker_cfg,
         }
         spec_path = workdir / "spec.json"
         spec_path.write_text(json.dumps(spec))

@@ -69,6 +69,7 @@ def gate_config(spec: GateSpec, *, workdir: Path, bundle: Path, broker: dict[str
         "broker": broker,
         "trust": {"bundle": str(bundle)},
         "clock": {"system": "trust", "poll_s": 3600, "jump_threshold_s": 60},
+        "key_file": str(workdir / "gates" / f"{spec.gate}.key"),
     })
 
 

@@ -18,6 +18,8 @@ from central.config import load_config, parse_config
 from central.errors import CentralConfigError
 from central.store import open_store
 from gatepass.keyfiles import write_key_directory
+from verifier.keys import SigningKey
+from verifier.registry import make_entry, sign_registry
 from verifier.sandbox import Sandbox
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,15 +50,30 @@ listen = "127.0.0.1:0"
 key_file = "{keys}/central.pem"
 [trust]
 bundle_file = "{keys}/trust.json"
+[registry]
+file = "{keys}/gates.registry"
 [[sites]]
 id = "haram"
 capacity_per_slot = 5000
 slot_capacity = {{ "1767225600" = 3000 }}
 """)
+    gate_key = SigningKey.generate()
+    (keys / "gates.registry").write_bytes(sign_registry(
+        [make_entry("g1", "haram", ("north",), "entrance", gate_key.public_der())], 1, sb.root))
     r = gatepass("central", "check-config", str(good))
     assert r.returncode == 0, r.stderr
     assert "ok (1 sites" in r.stdout and "signing on, trust on" in r.stdout
     assert load_config(good).sites[0].capacity(1767225600) == 3000
+
+    # No gate registry at all is an error that says what to do, never a silent default.
+    text = good.read_text()
+    bare = write_config(tmp_path / "bare.toml", text.replace(
+        f'[registry]\nfile = "{keys}/gates.registry"\n', ""))
+    r = gatepass("central", "check-config", str(bare))
+    assert r.returncode == 1 and "[registry] is required" in r.stderr, r.stderr
+    demo = write_config(tmp_path / "demo.toml", text.replace(
+        f'file = "{keys}/gates.registry"', "check = false"))
+    assert gatepass("central", "check-config", str(demo)).returncode == 0
 
     typo = write_config(tmp_path / "typo.toml", "[http]\nlisten = '127.0.0.1:0'\nlsiten = 1\n")
     r = gatepass("central", "check-config", str(typo))
@@ -64,7 +81,8 @@ slot_capacity = {{ "1767225600" = 3000 }}
     assert r.stderr.startswith("gatepass: error: ") and "http.lsiten" in r.stderr
     assert "Traceback" not in r.stderr
 
-    nokey = write_config(tmp_path / "nokey.toml", "[signing]\nkey_file = '/nonexistent.pem'\n")
+    nokey = write_config(tmp_path / "nokey.toml", "[signing]\nkey_file = '/nonexistent.pem'\n"
+                         "[registry]\ncheck = false\n")
     r = gatepass("central", "check-config", str(nokey))
     assert r.returncode == 1 and "cannot read signing key" in r.stderr
 
@@ -108,6 +126,8 @@ time_beacon_period_s = 0.5
 key_file = "{keys}/central.pem"
 [trust]
 bundle_file = "{keys}/trust.json"
+[registry]
+check = false
 [[sites]]
 id = "haram"
 capacity_per_slot = 1000
