@@ -20,8 +20,21 @@ def in_ci() -> bool:
 
 
 def missing_part(what: str, fix: str = INSTALL_HINT) -> NoReturn:
-    """Skip (or, under CI, fail) because ``what`` is missing; ``fix`` says how to get it."""
-    message = f"{what}: {fix}"
+    """Skip (or, under CI, fail) because ``what`` is missing; ``fix`` says how to get it
+    (empty: ``what`` says it already)."""
+    message = f"{what}: {fix}" if fix else what
     if in_ci():
         pytest.fail(f"CI needs every real part, and {message}", pytrace=False)
     pytest.skip(message)
+
+
+def require_decoder(name: str) -> None:
+    """Skip (or, under CI, fail) a test that needs decoder backend ``name`` when its
+    library is missing here, naming why and what installs it. ``default`` always works."""
+    from gate_agent.decode import backend_status
+
+    if name == "default":
+        return
+    status = backend_status(name)
+    if not status.available:
+        missing_part(f"decoder {name} unavailable here ({status.reason})", "")

@@ -6,14 +6,13 @@ import hashlib
 import socket
 import sqlite3
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from waits import wait_for  # noqa: F401  (re-exported: the central tests import it here)
 
 from sync.schema import GateEvent
 
@@ -137,13 +136,6 @@ class SimGate:
         self.conn.close()
 
 
-def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def broker_config(port: int, protocol: str = "5") -> Any:

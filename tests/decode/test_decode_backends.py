@@ -235,7 +235,8 @@ def test_pyzbar_tests_skip_outside_ci_and_fail_in_ci(tmp_path: Path, ci: str,
     test = Path(__file__).with_name("test_decode_cli.py")
     env = dict(os.environ, CI=ci)
     env["PYTHONPATH"] = os.pathsep.join(
-        [str(stub_dir(tmp_path, "pyzbar")), *filter(None, [env.get("PYTHONPATH")])])
+        [str(stub_dir(tmp_path, "pyzbar")), str(Path(__file__).parents[1]),  # realparts
+         *filter(None, [env.get("PYTHONPATH")])])
     # --noconftest: the test needs no fixture of the session's, and must not start its
     # servers or apply its CI checks to this one inner test.
     proc = subprocess.run(

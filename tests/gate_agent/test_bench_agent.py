@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from realparts import require_decoder
 
 QUICK = ["--json", "--frames", "40", "--permits", "8", "--impairments", "clean"]
 
@@ -18,17 +18,6 @@ def bench(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
                           capture_output=True, text=True, timeout=240, env=env)
 
 
-def require_pyzbar() -> None:
-    """Skip outside CI when ZBar is missing (naming the install command); fail in CI."""
-    from gate_agent.decode import backend_status
-
-    status = backend_status("pyzbar")
-    if status.available:
-        return
-    message = f"the pyzbar baseline needs ZBar ({status.reason})"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message}; CI must run it", pytrace=False)
-    pytest.skip(message)
 
 
 def check_pipeline(out: dict[str, object]) -> None:
@@ -43,7 +32,7 @@ def check_pipeline(out: dict[str, object]) -> None:
 
 
 def test_bench_agent_json_shape() -> None:
-    require_pyzbar()
+    require_decoder("pyzbar")
     proc = bench(*QUICK)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)

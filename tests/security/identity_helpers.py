@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +16,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from deployment import ShippedBroker
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from waits import wait_for
 
 from central.aggregator import Aggregator
 from central.downlink import DownlinkSigner
@@ -53,13 +54,6 @@ WATCHERS = {"madinah": "watch-m", "makkah-haram": "watch-h"}
 WORKER = "gp-central-1"
 
 
-def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def event(gate: str, seq: int, *, site: str | None = None, eid: str | None = None,

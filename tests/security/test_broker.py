@@ -29,6 +29,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from realparts import missing_part
+from waits import wait_for
 
 from central.aggregator import Aggregator
 from central.provisioning.broker import BrokerUser, make_users
@@ -44,13 +45,6 @@ WORKERS = ("gp-central-1", "gp-central-2")
 DEADLINE_S = 60.0  # generous: a loaded 2-core machine
 
 
-def wait_for(cond: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class Rogue:
