@@ -51,6 +51,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from sync import topics, wire
 from sync.config import BrokerConfig
 from sync.errors import LinkError, SyncError, WireError
+from sync.netloop import NetLoop
 from sync.outbox import AckOutcome, Outbox
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,7 @@ class GateLink:
         self._mono = monotonic
         self._rng = rng or random.Random()
         self._stop = threading.Event()
+        self._net = NetLoop()  # paho's loop() uses select(): no descriptors past 1023
         self._thread: threading.Thread | None = None
         self._handlers: dict[str, tuple[int, MessageHandler]] = {}
         self._health_lock = threading.Lock()
@@ -259,7 +261,7 @@ class GateLink:
             return False
         client = self._client
         assert client is not None
-        rc = client.loop(timeout=0.01 if self._has_work() else 0.05)
+        rc = self._net.pump(client, 0.01 if self._has_work() else 0.05)
         now = self._mono()
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and self._state != "down":
             self._lost(now, f"network loop: {mqtt.error_string(rc)}")
@@ -347,6 +349,7 @@ class GateLink:
             # Drop the socket without a DISCONNECT packet: a clean DISCONNECT would cancel
             # the Last Will, and the centre should see "offline" while we are away.
             sock = self._client.socket()
+            self._net.forget()
             if sock is not None:
                 with contextlib.suppress(OSError):
                     sock.close()
@@ -603,6 +606,13 @@ class GateLink:
         log.debug("gate %s: %s", self.gate, message)
 
     def _shutdown(self) -> None:
+        try:
+            self._shutdown_client()
+        finally:
+            self._net.close()
+            self._net = NetLoop()  # a link started again gets a fresh one
+
+    def _shutdown_client(self) -> None:
         client, self._client = self._client, None
         if client is None:
             return
@@ -613,7 +623,7 @@ class GateLink:
             deadline = self._mono() + 2.0
             while (info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS and not info.is_published()
                    and self._mono() < deadline):
-                if client.loop(timeout=0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                if self._net.pump(client, 0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
                     break
             if not info.is_published():
                 log.warning("gate %s: offline status not confirmed; the Last Will covers it",
@@ -623,4 +633,4 @@ class GateLink:
         with contextlib.suppress(Exception):  # closing anyway: the socket may be gone
             client.disconnect()
             if client.socket() is not None:  # DISCONNECT not flushed yet
-                client.loop(timeout=0.05)
+                self._net.pump(client, 0.05)
