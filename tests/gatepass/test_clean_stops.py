@@ -1,4 +1,4 @@
-"""SIGTERM at any moment ends ``gatepass demo`` and ``gatepass agent run`` cleanly.
+"""SIGTERM at any moment ends ``gatepass demo``, ``agent run`` and ``central serve`` cleanly.
 
 The moment is drawn from interpreter start-up to well into the run (seeded, so a failure
 replays), and some rounds send a second SIGTERM while the first stop is under way. Each
@@ -107,4 +107,31 @@ def test_demo_stops_cleanly_on_sigterm_at_any_moment(tmp_path: Path,
         out = _stop_round([sys.executable, "-m", "gatepass", "demo", "--workdir",
                            str(tmp_path / f"demo{i}")],
                           delay=rng.uniform(0.1, 8.0), twice=rng.random() < 0.3, cwd=REPO)
+        assert "Traceback" not in out, out[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.broker
+def test_central_serve_stops_cleanly_on_sigterm_at_any_moment(tmp_path: Path,
+                                                               broker: object) -> None:
+    from conftest import free_port
+
+    sandbox = Sandbox.create(sites=("haram",), seed="clean-stops-central")
+    bundle = write_key_directory(sandbox, tmp_path / "keys")
+    rng = random.Random(20261202)
+    for i in range(10):
+        cfg = tmp_path / f"central{i}.toml"
+        cfg.write_text(
+            f"[broker]\nport = {broker.port}\nreconnect_min_s = 0.1\n"  # type: ignore[attr-defined]
+            f'[store]\nurl = "sqlite:///{tmp_path}/central{i}.db"\n'
+            f'[http]\nlisten = "127.0.0.1:{free_port()}"\n'
+            f'[aggregator]\nclient_id = "stops-{i}"\n'
+            f'[signing]\nkey_file = "{bundle.parent}/central.pem"\n'
+            f'[trust]\nbundle_file = "{bundle}"\n'
+            "[registry]\ncheck = false\n"
+            '[[sites]]\nid = "haram"\ncapacity_per_slot = 100\n'
+        )
+        out = _stop_round([sys.executable, "-m", "gatepass", "central", "serve", "--config",
+                           str(cfg)],
+                          delay=rng.uniform(0.05, 4.0), twice=rng.random() < 0.3, cwd=tmp_path)
         assert "Traceback" not in out, out[-3000:]
