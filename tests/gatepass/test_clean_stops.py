@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -114,7 +115,10 @@ def test_demo_stops_cleanly_on_sigterm_at_any_moment(tmp_path: Path,
 @pytest.mark.broker
 def test_central_serve_stops_cleanly_on_sigterm_at_any_moment(tmp_path: Path,
                                                                broker: object) -> None:
-    from conftest import free_port
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
 
     sandbox = Sandbox.create(sites=("haram",), seed="clean-stops-central")
     bundle = write_key_directory(sandbox, tmp_path / "keys")
