@@ -32,23 +32,30 @@ def wrap(cose_bytes: bytes) -> str:
     return PREFIX + base45.encode(body)
 
 
-def unwrap(raw: str | bytes) -> bytes:
-    """COSE bytes from permit text; raise :class:`PermitRefused` (never anything else)."""
+def ascii_text(raw: str | bytes, limit: int, what: str = "payload") -> str:
+    """``raw`` as text of at most ``limit`` ASCII characters (bytes input: ``limit`` bytes),
+    checked before any other work; raise :class:`PermitRefused` naming ``what``."""
     if type(raw) is str:  # the usual case first
         text = raw
     elif isinstance(raw, (bytes, bytearray, memoryview)):
-        if len(raw) > MAX_TEXT_LEN:
-            raise PermitRefused(Reason.TOO_LARGE, f"payload above {MAX_TEXT_LEN} bytes")
+        if len(raw) > limit:
+            raise PermitRefused(Reason.TOO_LARGE, f"{what} above {limit} bytes")
         try:
             text = bytes(raw).decode("ascii")
         except UnicodeDecodeError:
-            raise PermitRefused(Reason.BAD_ENCODING, "payload is not ASCII text") from None
+            raise PermitRefused(Reason.BAD_ENCODING, f"{what} is not ASCII text") from None
     elif isinstance(raw, str):
         text = str(raw)
     else:
         raise PermitRefused(Reason.MALFORMED, "payload must be text or bytes")
-    if len(text) > MAX_TEXT_LEN:
-        raise PermitRefused(Reason.TOO_LARGE, f"payload above {MAX_TEXT_LEN} characters")
+    if len(text) > limit:
+        raise PermitRefused(Reason.TOO_LARGE, f"{what} above {limit} characters")
+    return text
+
+
+def unwrap(raw: str | bytes) -> bytes:
+    """COSE bytes from permit text; raise :class:`PermitRefused` (never anything else)."""
+    text = ascii_text(raw, MAX_TEXT_LEN)
     if not text.startswith(PREFIX):
         if _OTHER_VERSION.match(text):
             raise PermitRefused(

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from verifier import base45, canonical, cose
+from verifier.envelope import ascii_text
 from verifier.errors import PermitRefused, Reason
 
 PREFIX: Final = "GPP1:"
@@ -80,22 +81,7 @@ def is_presentation(raw: str | bytes) -> bool:
 
 
 def _text(raw: str | bytes) -> str:
-    if type(raw) is str:
-        text = raw
-    elif isinstance(raw, (bytes, bytearray, memoryview)):
-        if len(raw) > MAX_TEXT_LEN:
-            raise PermitRefused(Reason.TOO_LARGE, f"presentation above {MAX_TEXT_LEN} bytes")
-        try:
-            text = bytes(raw).decode("ascii")
-        except UnicodeDecodeError:
-            raise PermitRefused(Reason.BAD_ENCODING, "presentation is not ASCII text") from None
-    elif isinstance(raw, str):
-        text = str(raw)
-    else:
-        raise PermitRefused(Reason.MALFORMED, "payload must be text or bytes")
-    if len(text) > MAX_TEXT_LEN:
-        raise PermitRefused(Reason.TOO_LARGE, f"presentation above {MAX_TEXT_LEN} characters")
-    return text
+    return ascii_text(raw, MAX_TEXT_LEN, "presentation")
 
 
 def _bstr_at(data: bytes, pos: int, what: str, limit: int) -> tuple[bytes, int]:
